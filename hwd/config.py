@@ -1,0 +1,153 @@
+"""Typed configuration: defaults, then a TOML file, then HWD_* environment, then command-line flags.
+
+Every key is documented in docs/config.example.toml. A bad value raises :class:`ConfigError`
+naming the file, the key and the reason, so the daemon stops at start instead of misbehaving later.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hwd.errors import ConfigError
+
+ENV_PREFIX = "HWD_"
+# Short names for the keys people set most often; every key is also HWD_<SECTION>__<KEY>.
+ENV_SHORTCUTS = {"HWD_SOCKET_DIR": ("daemon", "socket_dir"), "HWD_STATE_DIR": ("daemon", "state_dir")}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonConfig(_Section):
+    """Where the daemon keeps its sockets and state, and how it logs."""
+
+    socket_dir: Path | None = None
+    state_dir: Path | None = None
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # Group given to tech.sock (the daemon must be a member); None leaves the socket directory's group.
+    tech_group: str | None = None
+
+
+class GrpcConfig(_Section):
+    """Limits of the gRPC servers."""
+
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+    max_concurrent_rpcs: int = Field(default=256, ge=8, le=10_000)
+    shutdown_grace_s: float = Field(default=5.0, ge=0, le=60)
+
+
+class EventsConfig(_Section):
+    """The event bus and WatchEvents."""
+
+    subscriber_queue: int = Field(default=4096, ge=16, le=1_000_000)
+    replay_page: int = Field(default=500, ge=1, le=10_000)
+
+
+class LeasesConfig(_Section):
+    """Lease lifetimes."""
+
+    default_ttl_s: float = Field(default=30.0, gt=0, le=3600)
+    max_ttl_s: float = Field(default=300.0, gt=0, le=86_400)
+
+
+class SimulatorConfig(_Section):
+    """The simulated kiosk started by `hwd serve --simulated`."""
+
+    startup_timeout_s: float = Field(default=20.0, gt=0, le=300)
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    daemon: DaemonConfig = DaemonConfig()
+    grpc: GrpcConfig = GrpcConfig()
+    events: EventsConfig = EventsConfig()
+    leases: LeasesConfig = LeasesConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+
+    def socket_dir(self) -> Path:
+        """The runtime directory of ui.sock and tech.sock: /run/hwd as root, else $XDG_RUNTIME_DIR/hwd."""
+        return self.daemon.socket_dir or _default_dir("/run/hwd", "XDG_RUNTIME_DIR", "/tmp")
+
+    def state_dir(self) -> Path:
+        """The journal's directory: /var/lib/hwd as root, else $XDG_STATE_HOME/hwd."""
+        return self.daemon.state_dir or _default_dir(
+            "/var/lib/hwd", "XDG_STATE_HOME", str(Path.home() / ".local" / "state")
+        )
+
+
+def _default_dir(as_root: str, xdg_var: str, xdg_default: str) -> Path:
+    if os.geteuid() == 0:
+        return Path(as_root)
+    return Path(os.environ.get(xdg_var) or xdg_default) / "hwd"
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        if name in ENV_SHORTCUTS:
+            section, key = ENV_SHORTCUTS[name]
+        elif name.startswith(ENV_PREFIX) and "__" in name:
+            section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        else:
+            continue
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Builds the configuration.
+
+    :param path: a TOML file, or None for defaults only.
+    :param env: the environment to read HWD_* variables from (default: os.environ).
+    :param overrides: values from command-line flags, by section and key; they win over everything.
+    :returns: the validated configuration.
+    :raises ConfigError: naming the file (or "environment"), the key and the reason.
+    """
+    data = _read_toml(path) if path is not None else {}
+    env_data = _env_overrides(os.environ if env is None else env)
+    merged = _merge(_merge(data, env_data), overrides or {})
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        section, _, leaf = key.partition(".")
+        origin = "environment" if leaf in env_data.get(section, {}) else str(path or "defaults")
+        if first["type"] == "extra_forbidden":
+            reason = "unknown key"
+        else:
+            reason = first["msg"]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {key}: {reason}{more}", metadata={"key": key, "origin": origin}) from None

@@ -1,0 +1,77 @@
+"""The journal: an async front for :class:`JournalStore`, which runs on one dedicated thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from hwd.errors import HwdError, JournalUnavailable
+from hwd.journal.store import JournalStore
+from hwd.model import CommandRecord, CommandState, Event, EventPayload
+
+__all__ = ["Journal", "JournalStore"]
+
+T = TypeVar("T")
+
+
+class Journal:
+    """Async access to the journal file; every call runs on the journal's one thread, in order.
+
+    :param path: the SQLite file (``journal.sqlite3`` in the state directory).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.store = JournalStore(path)
+        self._thread: ThreadPoolExecutor | None = None
+
+    async def open(self) -> None:
+        """Starts the journal thread and opens the file. :raises JournalUnavailable:"""
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        await self._run(self.store.open)
+
+    async def close(self) -> None:
+        """Closes the file and stops the thread, after every call already queued."""
+        if self._thread is not None:
+            await self._run(self.store.close)
+            self._thread.shutdown(wait=True)
+            self._thread = None
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._thread is None:
+            raise JournalUnavailable("journal is not open", device="journal")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+        except HwdError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalUnavailable(f"journal write failed: {exc}", device="journal") from exc
+
+    async def append_event(self, source: str, payload: EventPayload) -> Event:
+        """Commits one event. :returns: it, with its sequence number."""
+        return await self._run(lambda: self.store.append_event(source, payload))
+
+    async def events_after(self, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` committed events after sequence ``after``, oldest first."""
+        return await self._run(lambda: self.store.events_after(after, limit))
+
+    async def last_sequence(self) -> int:
+        """The newest sequence handed out (0 when none)."""
+        return await self._run(self.store.last_sequence)
+
+    async def begin_command(self, record: CommandRecord) -> CommandRecord:
+        """Journals a PENDING command, or returns the first one with its request id."""
+        return await self._run(lambda: self.store.begin_command(record))
+
+    async def finish_command(
+        self, request_id: str, state: CommandState, outcome: object = None, error: object = None
+    ) -> None:
+        """Records how a command ended."""
+        await self._run(lambda: self.store.finish_command(request_id, state, outcome, error))
+
+    async def mark_unfinished_unknown(self) -> list[CommandRecord]:
+        """Turns commands left PENDING by a crash into OUTCOME_UNKNOWN and returns them."""
+        return await self._run(self.store.mark_unfinished_unknown)

@@ -1,0 +1,1 @@
+"""State machines and orchestration. Services see drivers only through small async interfaces."""
