@@ -145,9 +145,6 @@ def load_config(
         key = ".".join(str(p) for p in first["loc"])
         section, _, leaf = key.partition(".")
         origin = "environment" if leaf in env_data.get(section, {}) else str(path or "defaults")
-        if first["type"] == "extra_forbidden":
-            reason = "unknown key"
-        else:
-            reason = first["msg"]
+        reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{origin}: {key}: {reason}{more}", metadata={"key": key, "origin": origin}) from None

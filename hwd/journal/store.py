@@ -154,12 +154,22 @@ class JournalStore:
             if existing is not None:
                 return existing
             db.execute(
-                "INSERT INTO commands(request_id, method, params_hash, state, role, started_ns) VALUES (?, ?, ?, ?, ?, ?)",
-                (record.request_id, record.method, record.params_hash, record.state.value, record.role, record.started_ns),
+                "INSERT INTO commands(request_id, method, params_hash, state, role, started_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    record.request_id,
+                    record.method,
+                    record.params_hash,
+                    record.state.value,
+                    record.role,
+                    record.started_ns,
+                ),
             )
         return record
 
-    def finish_command(self, request_id: str, state: CommandState, outcome: object = None, error: object = None) -> None:
+    def finish_command(
+        self, request_id: str, state: CommandState, outcome: object = None, error: object = None
+    ) -> None:
         """Records how a PENDING command ended."""
         with self._write() as db:
             db.execute(

@@ -88,13 +88,12 @@ def _plain(value: Any) -> Any:
 
 def _rebuild(cls: type[Any], data: dict[str, Any]) -> Any:
     kwargs = {}
-    for name, value in data.items():
+    for name, raw in data.items():
         kind = _FIELD_TYPES.get(name)
         if kind is not None and dataclasses.is_dataclass(kind):
-            value = _rebuild(kind, value)
-        elif kind is not None:
-            value = kind(value)
-        kwargs[name] = value
+            kwargs[name] = _rebuild(kind, raw)
+        else:
+            kwargs[name] = raw if kind is None else kind(raw)
     return cls(**kwargs)
 
 

@@ -108,7 +108,9 @@ class CommandRunner:
         except BaseException:
             # A bug or a cancellation mid-action: whether it acted is unknown, and we say so.
             await asyncio.shield(self._journal.finish_command(request_id, CommandState.OUTCOME_UNKNOWN))
-            await asyncio.shield(self._bus.publish("commands", CommandOutcomeUnknown(request_id, method, record.started_ns)))
+            await asyncio.shield(
+                self._bus.publish("commands", CommandOutcomeUnknown(request_id, method, record.started_ns))
+            )
             raise
         await self._journal.finish_command(request_id, CommandState.SUCCEEDED, outcome=outcome)
         return outcome

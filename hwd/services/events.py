@@ -126,10 +126,10 @@ class EventBus:
         sub = _Subscriber(self._queue_size)
         self._subscribers.add(sub)
         try:
-            while (event := await sub.next()) is not None:
-                if event.sequence > last:
-                    yield event
-                    last = event.sequence
+            while (live := await sub.next()) is not None:
+                if live.sequence > last:
+                    yield live
+                    last = live.sequence
             raise_cut(sub.cut, last)
         finally:
             self._subscribers.discard(sub)

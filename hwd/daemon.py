@@ -1,0 +1,183 @@
+"""The composition root: reads the config, builds everything, runs it, and stops it cleanly.
+
+This is the only module that wires concrete drivers into services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import sys
+from contextlib import AsyncExitStack, ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+from hwd import __version__
+from hwd.config import Config, load_config
+from hwd.drivers.simkiosk import SimulatorProcess
+from hwd.errors import ConfigError, HwdError
+from hwd.journal import Journal
+from hwd.model import DaemonLifecycle, DeviceState, LifecyclePhase
+from hwd.rpc.server import Servers, start_servers
+from hwd.sdnotify import notify
+from hwd.services.commands import CommandRunner
+from hwd.services.events import EventBus
+from hwd.services.kiosk import KioskService
+from hwd.services.leases import LeaseTable
+from hwd.services.registry import DAEMON, DeviceRegistry
+from hwd.services.supervisor import Supervisor
+
+log = logging.getLogger("hwd")
+
+EXIT_CONFIG = 9
+
+
+def _lock(directory: Path) -> IO[str]:
+    """Takes ``directory``/hwd.lock for this process. :raises HwdError: when another hwd holds it."""
+    directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+    handle = (directory / "hwd.lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise HwdError(f"another hwd is running with {directory}", hint="Stop it, or pick other directories.") from None
+    return handle
+
+
+class Daemon:
+    """One run of the daemon, from start to a clean stop.
+
+    :param cfg: the validated configuration.
+    :param simulated: start the simulated kiosk and use it as the hardware.
+    """
+
+    def __init__(self, cfg: Config, simulated: bool) -> None:
+        self.cfg = cfg
+        self.simulated = simulated
+        self.stopping = asyncio.Event()
+        self.supervisor = Supervisor()
+        self.journal = Journal(cfg.state_dir() / "journal.sqlite3")
+        self.bus = EventBus(self.journal, cfg.events.subscriber_queue, cfg.events.replay_page)
+        self.registry = DeviceRegistry(self.bus)
+        self.leases = LeaseTable(self.bus, self.registry, cfg.leases.default_ttl_s, cfg.leases.max_ttl_s)
+        self.commands = CommandRunner(self.journal, self.bus)
+        self.kiosk = KioskService(self.journal, self.bus, self.registry, self.leases, self.commands, simulated)
+        self.simulator: SimulatorProcess | None = None
+
+    async def run(self, handle_signals: bool = True) -> None:
+        """Serves until SIGTERM or SIGINT (or until :attr:`stopping` is set), then stops cleanly
+        (DESIGN.md section 3)."""
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stopping.set)
+        with ExitStack() as locks:
+            locks.enter_context(_lock(self.cfg.state_dir()))
+            locks.enter_context(_lock(self.cfg.socket_dir()))
+            async with AsyncExitStack() as stack:
+                await self.journal.open()
+                stack.push_async_callback(self.journal.close)
+                servers = await self._start(stack)
+                await self.stopping.wait()
+                await self._stop(servers)
+
+    async def _start(self, stack: AsyncExitStack) -> Servers:
+        await self.bus.start()
+        await self.registry.set(DAEMON, DeviceState.STARTING, "STARTING", "opening the journal and the devices")
+        await self.commands.recover()
+        await self.registry.set("journal", DeviceState.ONLINE, detail=str(self.journal.store.path))
+        if self.simulated:
+            await self._start_simulator(stack)
+        servers = await start_servers(self.kiosk, self.cfg.socket_dir(), self.cfg.grpc, self.cfg.daemon.tech_group)
+        stack.push_async_callback(servers.stop, self.cfg.grpc.shutdown_grace_s)
+        stack.push_async_callback(self.supervisor.stop)
+        self.supervisor.start("lease-expiry", self.leases.run_expiry)
+        if self.simulator is not None:
+            self.supervisor.start("simulator-watch", self._watch_simulator)
+        await self.registry.set(DAEMON, DeviceState.ONLINE)
+        await self.bus.publish(DAEMON, DaemonLifecycle(LifecyclePhase.STARTED, __version__, self.simulated))
+        await servers.set_health(True)
+        notify("READY=1", f"STATUS=serving on {self.cfg.socket_dir()}")
+        self._announce(servers)
+        return servers
+
+    async def _start_simulator(self, stack: AsyncExitStack) -> None:
+        self.simulator = SimulatorProcess(self.cfg.socket_dir() / "sim")
+        stack.push_async_callback(self.simulator.stop)
+        await self.simulator.start(self.cfg.simulator.startup_timeout_s)
+        log.info("simulated kiosk ready: control %s", self.simulator.endpoints["control"])
+
+    async def _watch_simulator(self) -> None:
+        assert self.simulator is not None
+        code = await self.simulator.wait()
+        log.error("the simulated kiosk exited with code %s", code)
+        await self.registry.set(
+            DAEMON, DeviceState.HARDWARE_ERROR, "SIMULATOR_EXITED", f"the simulated kiosk exited with code {code}",
+            "Restart the daemon (`make run`).",
+        )  # fmt: skip
+
+    async def _stop(self, servers: Servers) -> None:
+        """Stop accepting work, go NOT_SERVING, bring hardware to a safe state, then let the
+        exit stack stop the servers (with the grace period), the tasks, the simulator and the journal."""
+        log.info("stopping")
+        notify("STOPPING=1", "STATUS=stopping")
+        await servers.set_health(False)
+        await self.registry.set(DAEMON, DeviceState.STOPPING, "STOPPING", "the daemon is stopping")
+        await self.bus.publish(DAEMON, DaemonLifecycle(LifecyclePhase.STOPPING, __version__, self.simulated))
+        self.bus.close()
+
+    def _announce(self, servers: Servers) -> None:
+        cli = "hwd" if Path(sys.argv[0]).name == "hwd" else f"{sys.executable} -m hwd"
+        where = f"--socket-dir {self.cfg.socket_dir()}"
+        lines = [
+            f"hwd {__version__} serving{' the simulated kiosk' if self.simulated else ''}",
+            *(f"  {role + '.sock':10} {path}" for role, path in servers.sockets.items()),
+            f"  {'journal':10} {self.journal.store.path}",
+            "Try, in another terminal:",
+            f"  {cli} {where} probe",
+            f"  {cli} {where} events --follow",
+            f"  {cli} {where} note 'hello from the technician'",
+        ]
+        if self.simulated:
+            lines.append(f"  {cli} {where} sim status")
+        lines.append("Stop with Ctrl-C.")
+        print("\n".join(lines), flush=True)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="hwd serve", description="Run the hwd daemon.")
+    parser.add_argument("--config", type=Path, help="TOML configuration file (see docs/config.example.toml)")
+    parser.add_argument("--simulated", action="store_true", help="start the simulated kiosk and serve it")
+    parser.add_argument("--socket-dir", type=Path, help="directory of ui.sock and tech.sock (env HWD_SOCKET_DIR)")
+    parser.add_argument("--state-dir", type=Path, help="directory of the journal (env HWD_STATE_DIR)")
+    return parser.parse_args(argv)
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd the journal adds its own timestamps.
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if "JOURNAL_STREAM" not in os.environ:
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    """``hwd serve``. :returns: the process exit code (0 after a clean stop, 9 for a bad config)."""
+    args = _parse(argv)
+    flags: dict[str, Any] = {k: v for k, v in (("socket_dir", args.socket_dir), ("state_dir", args.state_dir)) if v}
+    try:
+        cfg = load_config(args.config, overrides={"daemon": flags})
+    except ConfigError as exc:
+        print(f"hwd: invalid configuration: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    _setup_logging(cfg.daemon.log_level)
+    try:
+        asyncio.run(Daemon(cfg, args.simulated).run())
+    except HwdError as exc:
+        log.error("%s%s", exc.message, f" ({exc.hint})" if exc.hint else "")
+        return 1
+    return 0

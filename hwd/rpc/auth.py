@@ -1,0 +1,34 @@
+"""Roles by socket: each socket has a deny-by-default allow-list of full method names.
+
+Python grpcio exposes no peer credentials per call, so the role is the socket the call came in on
+(one server per socket); who may connect to which socket is decided by file permissions.
+"""
+
+from __future__ import annotations
+
+import contextvars
+
+UI = "ui"
+TECH = "tech"
+
+HEALTH = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
+REFLECTION = frozenset(
+    {
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    }
+)
+KIOSK_UI = frozenset(
+    f"/hwd.v1.Kiosk/{m}" for m in ("GetStatus", "WatchEvents", "AcquireLease", "RenewLease", "ReleaseLease")
+)
+KIOSK_TECH = KIOSK_UI | {"/hwd.v1.Kiosk/AddNote"}
+
+ALLOWED: dict[str, frozenset[str]] = {
+    UI: HEALTH | KIOSK_UI,
+    TECH: HEALTH | REFLECTION | KIOSK_TECH,
+}
+
+# The role of the socket the current call came in on (set per call by the edge interceptor).
+current_role: contextvars.ContextVar[str] = contextvars.ContextVar("hwd_role", default="")
+
+LEASE_METADATA = "hwd-lease-id"
