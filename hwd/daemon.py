@@ -59,6 +59,7 @@ class Daemon:
         self.cfg = cfg
         self.simulated = simulated
         self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()
         self.supervisor = Supervisor()
         self.journal = Journal(cfg.state_dir() / "journal.sqlite3")
         self.bus = EventBus(self.journal, cfg.events.subscriber_queue, cfg.events.replay_page)
@@ -82,6 +83,7 @@ class Daemon:
                 await self.journal.open()
                 stack.push_async_callback(self.journal.close)
                 servers = await self._start(stack)
+                self.ready.set()
                 await self.stopping.wait()
                 await self._stop(servers)
 

@@ -123,6 +123,8 @@ class EventBus:
                 last = event.sequence
             if last >= self._delivered:
                 break
+        if self._closed:
+            raise ShuttingDown("the daemon is stopping")
         sub = _Subscriber(self._queue_size)
         self._subscribers.add(sub)
         try:

@@ -116,6 +116,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A bug in the daemon (INTERNAL)."""
     ERROR_REASON_COMMAND_IN_PROGRESS: _ErrorReason.ValueType  # 17
     """The command already ran and is in progress under this request id (FAILED_PRECONDITION)."""
+    ERROR_REASON_CONFIG_INVALID: _ErrorReason.ValueType  # 18
+    """A configuration value is invalid (INVALID_ARGUMENT)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable reason codes carried in google.rpc.ErrorInfo.reason (domain "hwd.dev") by every
@@ -161,6 +163,8 @@ ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 16
 """A bug in the daemon (INTERNAL)."""
 ERROR_REASON_COMMAND_IN_PROGRESS: ErrorReason.ValueType  # 17
 """The command already ran and is in progress under this request id (FAILED_PRECONDITION)."""
+ERROR_REASON_CONFIG_INVALID: ErrorReason.ValueType  # 18
+"""A configuration value is invalid (INVALID_ARGUMENT)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _CommandState:

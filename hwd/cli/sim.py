@@ -1,0 +1,130 @@
+"""`hwd sim ...`: the simulated kiosk's control service (hwd.sim.v1.Simulator).
+
+The simulator is found through the endpoints file it publishes. Each subcommand is one entry
+of :data:`SIM_COMMANDS`: its help, its arguments, the call and the human rendering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import Message
+
+from hwd.cli.client import SIMULATOR_HINT, CliError, Peer, open_channel, resolve_socket_dir
+from hwd.cli.exitcodes import ExitCode
+from hwd.cli.render import fields, table, timestamp, to_json
+from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
+
+ENDPOINTS_ENV = "HWD_SIM_ENDPOINTS"
+SimStub = simulator_pb2_grpc.SimulatorStub
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+@dataclass(frozen=True)
+class SimCommand:
+    """One `hwd sim NAME` subcommand.
+
+    :param help: one line for `hwd sim --help`.
+    :param call: makes the call; gets the stub, the parsed arguments and the deadline in seconds.
+    :param render: the human form of the response (--json prints the response itself).
+    :param add_arguments: adds the subcommand's own arguments to its parser.
+    """
+
+    help: str
+    call: Callable[[SimStub, argparse.Namespace, float], Message]
+    render: Callable[[Any], str]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+
+
+def render_sim_status(status: simulator_pb2.GetStatusResponse) -> str:
+    """The simulator's pid, start time, endpoints file, reset count and device table."""
+    header = fields(
+        [
+            ("pid", str(status.pid)),
+            ("started", timestamp(status.started)),
+            ("endpoints file", status.endpoints_file),
+            ("resets", str(status.resets)),
+        ]
+    )
+    rows = [(d.name, d.kind, d.endpoint, d.state) for d in status.devices]
+    return "\n".join([header, "", table(("NAME", "KIND", "ENDPOINT", "STATE"), rows)])
+
+
+SIM_COMMANDS: dict[str, SimCommand] = {
+    "status": SimCommand(
+        "show the simulated devices and their endpoints",
+        lambda stub, _args, timeout: stub.GetStatus(simulator_pb2.GetStatusRequest(), timeout=timeout),
+        render_sim_status,
+    ),
+    "reset": SimCommand(
+        "put every simulated device back to its initial state",
+        lambda stub, _args, timeout: stub.Reset(simulator_pb2.ResetRequest(), timeout=timeout),
+        lambda _response: "simulator reset: every device is back to its initial state",
+    ),
+    "shutdown": SimCommand(
+        "stop the simulator process",
+        lambda stub, _args, timeout: stub.Shutdown(simulator_pb2.ShutdownRequest(), timeout=timeout),
+        lambda _response: "simulator stopping",
+    ),
+}
+
+
+def add_sim_parsers(sim_parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
+    """Adds `--endpoints` and one subparser per :data:`SIM_COMMANDS` entry to `sim_parser`."""
+    help_text = f"the simulator's endpoints file (default: ${ENDPOINTS_ENV}, else SOCKET_DIR/sim/endpoints.json)"
+    sim_parser.add_argument("--endpoints", metavar="FILE", help=help_text)
+    sub = sim_parser.add_subparsers(dest="sim_command", metavar="COMMAND", required=True)
+    for name, command in SIM_COMMANDS.items():
+        parser = sub.add_parser(name, help=command.help, description=command.help, parents=parents)
+        parser.add_argument("--endpoints", metavar="FILE", default=argparse.SUPPRESS, help=help_text)
+        command.add_arguments(parser)
+
+
+def endpoints_path(args: argparse.Namespace) -> Path:
+    """The endpoints file: --endpoints, else $HWD_SIM_ENDPOINTS, else SOCKET_DIR/sim/endpoints.json."""
+    given = args.endpoints or os.environ.get(ENDPOINTS_ENV)
+    if given:
+        return Path(given)
+    return resolve_socket_dir(args.socket_dir, args.config) / "sim" / "endpoints.json"
+
+
+def read_control_target(path: Path) -> str:
+    """The grpc target of the simulator's control service, from its endpoints file.
+
+    :raises CliError: (UNREACHABLE) when the file is missing, unreadable or malformed.
+    """
+    problem = ""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        data = None
+    except (OSError, UnicodeDecodeError) as exc:
+        data, problem = None, f" (cannot read it: {exc})"
+    except json.JSONDecodeError:
+        data, problem = None, " (not valid JSON)"
+    control = data.get("control") if isinstance(data, dict) else None
+    if isinstance(control, str) and control:
+        return control
+    if data is not None:
+        problem = ' (no "control" endpoint in it)'
+    message = f"no simulated kiosk found at {path}{problem}; {SIMULATOR_HINT}"
+    raise CliError(message, ExitCode.UNREACHABLE)
+
+
+def sim(args: argparse.Namespace) -> int:
+    """`hwd sim COMMAND`: runs one :data:`SIM_COMMANDS` entry against the simulator."""
+    command = SIM_COMMANDS[args.sim_command]
+    peer = Peer("simulator", read_control_target(endpoints_path(args)), SIMULATOR_HINT)
+    with open_channel(peer, args.timeout) as channel:
+        response = command.call(simulator_pb2_grpc.SimulatorStub(channel), args, args.timeout)
+    print(to_json(response) if args.json else command.render(response))
+    return 0
