@@ -1,0 +1,106 @@
+"""The set of simulated devices that makes up one kiosk."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from simulators.device import DeviceView, SimDevice
+from simulators.errors import SimDeviceError
+
+log = logging.getLogger(__name__)
+
+#: How long one device may take to start, stop or reset before it is reported as failed.
+DEVICE_DEADLINE_S = 10.0
+
+
+def default_devices(workdir: Path) -> list[SimDevice]:
+    """Build the devices of the standard simulated kiosk; no I/O happens here.
+
+    A device family adds its devices to the returned list; they may keep files or pty links
+    under ``workdir``.
+
+    :param workdir: the simulator's private directory (``--dir``).
+    :returns: the devices, not yet started. Empty until the first family lands.
+    """
+    del workdir
+    return []
+
+
+class SimKiosk:
+    """Owns the simulated devices: starts, stops and resets them all, and reports them."""
+
+    def __init__(self, devices: Iterable[SimDevice]) -> None:
+        """:param devices: the devices, not started; their names must be unique.
+
+        :raises ValueError: two devices share a name.
+        """
+        self._devices = list(devices)
+        names = [device.name for device in self._devices]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate simulated device names: {', '.join(duplicates)}")
+        self._started: list[SimDevice] = []
+        self._resets = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def resets(self) -> int:
+        """How many times :meth:`reset` was called."""
+        return self._resets
+
+    def devices(self) -> list[DeviceView]:
+        """A snapshot of every device, in registration order."""
+        return [DeviceView.of(device) for device in self._devices]
+
+    async def start(self) -> None:
+        """Start every device in order.
+
+        :raises SimDeviceError: a device failed or timed out; the devices started before it are
+            stopped again, so nothing is left running.
+        """
+        async with self._lock:
+            for device in self._devices:
+                try:
+                    async with asyncio.timeout(DEVICE_DEADLINE_S):
+                        await device.start()
+                except Exception as exc:
+                    log.exception("simulated device %s (%s) failed to start", device.name, device.kind)
+                    await self._stop_started()
+                    raise SimDeviceError(f"device {device.name!r} failed to start: {exc!r}") from exc
+                self._started.append(device)
+                log.info("simulated %s %s at %s", device.kind, device.name, device.endpoint)
+
+    async def stop(self) -> None:
+        """Stop every started device, newest first. Never raises: failures are logged."""
+        async with self._lock:
+            await self._stop_started()
+
+    async def reset(self) -> None:
+        """Reset every started device and count the call; one failure does not skip the others.
+
+        :raises SimDeviceError: at least one device failed or timed out.
+        """
+        async with self._lock:
+            self._resets += 1
+            failed: list[str] = []
+            for device in self._started:
+                try:
+                    async with asyncio.timeout(DEVICE_DEADLINE_S):
+                        await device.reset()
+                except Exception:
+                    log.exception("simulated device %s failed to reset", device.name)
+                    failed.append(device.name)
+            if failed:
+                raise SimDeviceError(f"devices failed to reset: {', '.join(failed)}")
+
+    async def _stop_started(self) -> None:
+        while self._started:
+            device = self._started.pop()
+            try:
+                async with asyncio.timeout(DEVICE_DEADLINE_S):
+                    await device.stop()
+            except Exception:
+                log.exception("simulated device %s failed to stop", device.name)
