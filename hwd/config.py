@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hwd.errors import ConfigError
 
@@ -24,6 +24,16 @@ ENV_SHORTCUTS = {"HWD_SOCKET_DIR": ("daemon", "socket_dir"), "HWD_STATE_DIR": ("
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        # pydantic reads true as 1.0; a boolean where a number belongs is a mistake in the file.
+        for name, value in data.items() if isinstance(data, dict) else ():
+            field = cls.model_fields.get(name)
+            if isinstance(value, bool) and field is not None and field.annotation in (int, float):
+                raise ValueError(f"{name}: expected a number, got {str(value).lower()}")
+        return data
+
 
 class DaemonConfig(_Section):
     """Where the daemon keeps its sockets and state, and how it logs."""
@@ -32,7 +42,14 @@ class DaemonConfig(_Section):
     state_dir: Path | None = None
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     # Group given to tech.sock (the daemon must be a member); None leaves the socket directory's group.
-    tech_group: str | None = None
+    tech_group: str | None = Field(default=None, min_length=1)
+
+    @field_validator("socket_dir", "state_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and (not str(value) or not value.is_absolute()):
+            raise ValueError("must be an absolute path")
+        return value
 
 
 class GrpcConfig(_Section):
@@ -55,6 +72,12 @@ class LeasesConfig(_Section):
 
     default_ttl_s: float = Field(default=30.0, gt=0, le=3600)
     max_ttl_s: float = Field(default=300.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> LeasesConfig:
+        if self.default_ttl_s > self.max_ttl_s:
+            raise ValueError("default_ttl_s must not exceed max_ttl_s")
+        return self
 
 
 class SimulatorConfig(_Section):
@@ -91,15 +114,24 @@ def _default_dir(as_root: str, xdg_var: str, xdg_default: str) -> Path:
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
-    for name, value in env.items():
-        if name in ENV_SHORTCUTS:
-            section, key = ENV_SHORTCUTS[name]
-        elif name.startswith(ENV_PREFIX) and "__" in name:
+    for name, value in sorted(env.items()):
+        if name.startswith(ENV_PREFIX) and "__" in name:
             section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        else:
-            continue
-        out.setdefault(section, {})[key] = value
+            out.setdefault(section, {})[key] = value
+    for name, (section, key) in ENV_SHORTCUTS.items():  # the short names win over the long ones
+        if name in env:
+            out.setdefault(section, {})[key] = env[name]
     return out
+
+
+def _origin(key: str, path: Path | None, env: Mapping[str, Any], flags: Mapping[str, Any]) -> str:
+    """Where the value of dotted ``key`` came from: the last layer that set it wins."""
+    section, _, leaf = key.partition(".")
+    for name, layer in (("command line", flags), ("environment", env)):
+        values = layer.get(section)
+        if values is not None and (not leaf or not isinstance(values, Mapping) or leaf.split(".")[0] in values):
+            return name
+    return str(path or "defaults")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,14 +169,13 @@ def load_config(
     """
     data = _read_toml(path) if path is not None else {}
     env_data = _env_overrides(os.environ if env is None else env)
-    merged = _merge(_merge(data, env_data), overrides or {})
+    flags = overrides or {}
     try:
-        return Config.model_validate(merged)
+        return Config.model_validate(_merge(_merge(data, env_data), flags))
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        section, _, leaf = key.partition(".")
-        origin = "environment" if leaf in env_data.get(section, {}) else str(path or "defaults")
+        origin = _origin(key, path, env_data, flags)
         reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{origin}: {key}: {reason}{more}", metadata={"key": key, "origin": origin}) from None

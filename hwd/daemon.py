@@ -150,12 +150,16 @@ class Daemon:
         print("\n".join(lines), flush=True)
 
 
+def _absolute(text: str) -> Path:
+    return Path(text).absolute()
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hwd serve", description="Run the hwd daemon.")
     parser.add_argument("--config", type=Path, help="TOML configuration file (see docs/config.example.toml)")
     parser.add_argument("--simulated", action="store_true", help="start the simulated kiosk and serve it")
-    parser.add_argument("--socket-dir", type=Path, help="directory of ui.sock and tech.sock (env HWD_SOCKET_DIR)")
-    parser.add_argument("--state-dir", type=Path, help="directory of the journal (env HWD_STATE_DIR)")
+    parser.add_argument("--socket-dir", type=_absolute, help="directory of ui.sock and tech.sock (env HWD_SOCKET_DIR)")
+    parser.add_argument("--state-dir", type=_absolute, help="directory of the journal (env HWD_STATE_DIR)")
     return parser.parse_args(argv)
 
 
