@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,3 +66,55 @@ async def running_daemon(tmp: Path, **sections: dict[str, Any]) -> AsyncIterator
     finally:
         daemon.stopping.set()
         await task
+
+
+class DaemonProcess:
+    """``hwd serve`` as a real child process; ``start`` returns once it printed that it serves."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.socket_dir, self.state_dir = tmp / "run", tmp / "state"
+        self.args = ["--socket-dir", str(self.socket_dir), "--state-dir", str(self.state_dir), *args]
+        self.env = {**os.environ, **(env or {})}
+        self.log = tmp / "daemon.log"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, deadline: float = 30) -> str:
+        """Starts the daemon and returns its first line of output. :raises AssertionError: if it fails."""
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hwd", "serve", *self.args],
+                stdout=subprocess.PIPE, stderr=log, text=True, env=self.env,
+            )  # fmt: skip
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], deadline)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("hwd "):
+            self.kill()
+            raise AssertionError(f"daemon did not start: {line!r} {self.stderr()}")
+        return line
+
+    def stderr(self) -> str:
+        """What the daemon logged so far."""
+        return self.log.read_text() if self.log.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, deadline: float = 30) -> int:
+        """Sends ``sig`` and waits for the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(deadline)
+        self.close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.close()
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+    def channel(self, role: str) -> grpc.Channel:
+        return grpc.insecure_channel(f"unix:{self.socket_dir / (role + '.sock')}")
