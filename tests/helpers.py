@@ -112,9 +112,8 @@ class DaemonProcess:
         self.close()
 
     def close(self) -> None:
-        if self.proc is not None:
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def channel(self, role: str) -> grpc.Channel:
         return grpc.insecure_channel(f"unix:{self.socket_dir / (role + '.sock')}")

@@ -94,9 +94,11 @@ def test_a_bad_config_stops_the_daemon_at_start_naming_file_and_key(tmp_path: Pa
     daemon = DaemonProcess(tmp_path, "--config", str(bad))
     with pytest.raises(AssertionError, match="did not start"):
         daemon.start()
-    assert daemon.proc is not None and daemon.proc.returncode == 9
+    assert daemon.proc is not None
+    assert daemon.proc.returncode == 9
     err = daemon.stderr()
-    assert str(bad) in err and "events.subscriber_queue" in err
+    assert str(bad) in err
+    assert "events.subscriber_queue" in err
 
 
 def test_a_second_daemon_on_the_same_directories_is_refused(simulated: DaemonProcess, tmp_path: Path) -> None:
@@ -104,7 +106,8 @@ def test_a_second_daemon_on_the_same_directories_is_refused(simulated: DaemonPro
     second.log = tmp_path / "second.log"
     with pytest.raises(AssertionError, match="did not start"):
         second.start()
-    assert second.proc is not None and second.proc.returncode == 1
+    assert second.proc is not None
+    assert second.proc.returncode == 1
     assert "another hwd is running" in second.stderr()
     with simulated.channel("ui") as ui:  # the first one still serves
         assert _health(ui, "") == health_pb2.HealthCheckResponse.SERVING
