@@ -14,3 +14,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.skipped and os.environ.get("CI") == "true" and item.get_closest_marker("conformance"):
         report.outcome = "failed"
         report.longrepr = f"conformance test skipped under CI=true: {report.longrepr}"
+
+
+pytest_plugins = ["pytester"]

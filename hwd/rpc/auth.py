@@ -7,6 +7,7 @@ Python grpcio exposes no peer credentials per call, so the role is the socket th
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Sequence
 
 UI = "ui"
 TECH = "tech"
@@ -31,4 +32,13 @@ ALLOWED: dict[str, frozenset[str]] = {
 # The role of the socket the current call came in on (set per call by the edge interceptor).
 current_role: contextvars.ContextVar[str] = contextvars.ContextVar("hwd_role", default="")
 
+# Device commands on a leased device carry the lease id in this request metadata key.
 LEASE_METADATA = "hwd-lease-id"
+
+
+def lease_id(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+    """The lease id a call presents (``context.invocation_metadata()``), or None."""
+    for key, value in metadata or ():
+        if key == LEASE_METADATA:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return None
