@@ -3,6 +3,7 @@ translation of hwd errors (and bugs) into gRPC statuses, in one place for every 
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,11 @@ class EdgeInterceptor(_Interceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream is not None and not inspect.isasyncgenfunction(handler.unary_stream):
+            # A stream served with context.write() (the health Watch): a coroutine, wrapped as one.
+            return grpc.unary_stream_rpc_method_handler(
+                self._unary(method, handler.unary_stream), handler.request_deserializer, handler.response_serializer
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
