@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+GRPCJS := tests/conformance/grpcjs
 
 .PHONY: venv run test bench protos
 
@@ -18,10 +19,16 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
+# The independent gRPC client of the conformance tests (grpc-js); skipped when npm is missing.
+$(GRPCJS)/node_modules/.installed: $(GRPCJS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(GRPCJS) && npm ci --ignore-scripts --no-audit --no-fund --silent && touch node_modules/.installed; \
+	else echo "npm not found: the grpc-js conformance tests will be skipped"; fi
+
 run: $(STAMP)
 	$(VENV)/bin/hwd serve --simulated $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(GRPCJS)/node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
