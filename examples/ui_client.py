@@ -15,7 +15,7 @@ import time
 import grpc
 from grpc_status import rpc_status
 
-from hwd.rpc.pb.hwd.v1 import kiosk_pb2, kiosk_pb2_grpc
+from hwd.rpc.pb.hwd.v1 import common_pb2, kiosk_pb2, kiosk_pb2_grpc
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
@@ -26,12 +26,13 @@ def watch(socket_dir: str, max_events: int | None) -> int:
     with grpc.insecure_channel(target) as channel:
         kiosk = kiosk_pb2_grpc.KioskStub(channel)
         status = kiosk.GetStatus(kiosk_pb2.GetStatusRequest(), timeout=5)
-        print(f"daemon {kiosk_pb2.common__pb2.DeviceState.Name(status.daemon.state)}; {len(status.devices)} devices")
+        state = common_pb2.DeviceState.Name(status.daemon.state)
+        print(f"daemon {state}; {len(status.devices)} devices", flush=True)
         last, seen = status.last_sequence, 0
         while max_events is None or seen < max_events:
             try:
                 for event in kiosk.WatchEvents(kiosk_pb2.WatchEventsRequest(after_sequence=last)):
-                    print(f"{event.sequence} {event.source} {event.WhichOneof('payload')}")
+                    print(f"{event.sequence} {event.source} {event.WhichOneof('payload')}", flush=True)
                     last, seen = event.sequence, seen + 1  # apply, then remember
                     if max_events is not None and seen >= max_events:
                         break
@@ -39,7 +40,8 @@ def watch(socket_dir: str, max_events: int | None) -> int:
                 if err.code() not in RETRYABLE:
                     raise
                 status_detail = rpc_status.from_call(err)
-                print(f"stream ended ({err.code().name}): {status_detail.message if status_detail else ''}; resuming")
+                why = status_detail.message if status_detail else err.details()
+                print(f"stream ended ({err.code().name}): {why}; resuming", flush=True)
                 time.sleep(1)  # back off before reconnecting to a restarting daemon
         return last
 
