@@ -166,6 +166,13 @@ class MethodNotAllowed(HwdError):
     default_hint = "Use the socket of the role that may call it (tech.sock for technician methods)."
 
 
+class Unauthenticated(HwdError):
+    """Missing or invalid authorization."""
+
+    kind = ErrorKind.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
 _BY_REASON: dict[str, type[HwdError]] = {}
 
 
@@ -178,6 +185,8 @@ def _collect(cls: type[HwdError]) -> None:
 _collect(HwdError)
 
 
-def error_from_reason(reason: str, message: str, *, device: str = "", hint: str = "") -> HwdError:
+def error_from_reason(
+    reason: str, message: str, *, device: str = "", hint: str = "", metadata: dict[str, str] | None = None
+) -> HwdError:
     """Rebuilds an error from its reason code (e.g. the stored outcome of a failed command)."""
-    return _BY_REASON.get(reason, HwdError)(message, device=device, hint=hint)
+    return _BY_REASON.get(reason, HwdError)(message, device=device, hint=hint, metadata=metadata)

@@ -32,4 +32,4 @@ class CommandRecord:
     started_ns: int
     finished_ns: int | None = None
     outcome: dict[str, Any] | None = None
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None

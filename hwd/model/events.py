@@ -87,6 +87,8 @@ def _plain(value: Any) -> Any:
 
 
 def _rebuild(cls: type[Any], data: dict[str, Any]) -> Any:
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__} must be a JSON object, not {type(data).__name__}")
     kwargs = {}
     for name, raw in data.items():
         kind = _FIELD_TYPES.get(name)
@@ -115,6 +117,6 @@ def payload_from_json(kind: str, text: str) -> EventPayload:
         raise ValueError(f"unknown event kind {kind!r}")
     try:
         payload: EventPayload = _rebuild(cls, json.loads(text))
-    except (TypeError, KeyError, json.JSONDecodeError) as exc:
+    except (TypeError, KeyError, ValueError, RecursionError) as exc:
         raise ValueError(f"malformed {kind} event: {exc}") from exc
     return payload

@@ -31,7 +31,7 @@ from hwd.services.events import EventBus
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 Outcome = dict[str, Any]
 
 
@@ -78,7 +78,7 @@ class CommandRunner:
         :raises OutcomeUnknown: when the first attempt was cut by a crash.
         :raises HwdError: the first attempt's error, when it failed.
         """
-        if not REQUEST_ID.match(request_id):
+        if not REQUEST_ID.fullmatch(request_id):
             raise InvalidArgument("request_id must be 1 to 128 characters of [A-Za-z0-9._:-]")
         digest = params_hash(method, params)
         running = self._inflight.get(request_id)
@@ -102,7 +102,10 @@ class CommandRunner:
         try:
             outcome = await action()
         except HwdError as exc:
-            error = {"reason": exc.reason, "message": exc.message, "device": exc.device, "hint": exc.hint}
+            error = {
+                "reason": exc.reason, "message": exc.message, "device": exc.device, "hint": exc.hint,
+                "metadata": exc.metadata,
+            }  # fmt: skip
             await self._journal.finish_command(request_id, CommandState.FAILED, error=error)
             raise
         except BaseException:
@@ -124,7 +127,10 @@ def _replay(stored: CommandRecord, method: str, digest: str) -> Outcome:
         return stored.outcome or {}
     if stored.state is CommandState.FAILED and stored.error:
         err = stored.error
-        raise error_from_reason(err["reason"], err["message"], device=err.get("device", ""), hint=err.get("hint", ""))
+        raise error_from_reason(
+            err["reason"], err["message"], device=err.get("device", ""), hint=err.get("hint", ""),
+            metadata=err.get("metadata"),
+        )  # fmt: skip
     if stored.state is CommandState.PENDING:
         raise CommandInProgress(f"request id {stored.request_id!r} is still running")
     raise OutcomeUnknown(f"request id {stored.request_id!r} was interrupted; whether it acted is unknown")

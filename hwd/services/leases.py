@@ -14,7 +14,7 @@ from hwd.errors import InvalidArgument, LeaseHeld, UnknownDevice, UnknownLease
 from hwd.model import Lease, LeaseChange, LeaseChanged
 from hwd.services.events import EventBus
 
-HOLDER = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,63}$")
+HOLDER = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,63}")
 
 
 @dataclass
@@ -63,7 +63,7 @@ class LeaseTable:
 
     def _find(self, lease_id: str) -> _Held:
         for held in self._by_device.values():
-            if secrets.compare_digest(held.lease.lease_id, lease_id) and held.deadline > self._clock():
+            if _same_id(held.lease.lease_id, lease_id) and held.deadline > self._clock():
                 return held
         raise UnknownLease("no such lease: it expired, was released, or never existed")
 
@@ -73,7 +73,7 @@ class LeaseTable:
         :raises UnknownDevice: for a device the kiosk does not have.
         :raises LeaseHeld: when someone holds it (even the same holder: the lease id is the proof).
         """
-        if not HOLDER.match(holder):
+        if not HOLDER.fullmatch(holder):
             raise InvalidArgument("holder must be 1 to 64 printable ASCII characters")
         if device not in self._devices:
             raise UnknownDevice(f"no device named {device!r}", device=device)
@@ -107,7 +107,7 @@ class LeaseTable:
         held = self._by_device.get(device)
         if held is None or held.deadline <= self._clock():
             return
-        if lease_id is None or not secrets.compare_digest(held.lease.lease_id, lease_id):
+        if lease_id is None or not _same_id(held.lease.lease_id, lease_id):
             raise LeaseHeld(f"{device} is leased by {held.lease.holder!r}", device=device)
 
     def held(self) -> list[Lease]:
@@ -121,10 +121,13 @@ class LeaseTable:
         :returns: seconds until the next expiry, or None when nothing is held.
         """
         now = self._clock()
-        for device, held in sorted(self._by_device.items()):
-            if held.deadline <= now:
-                del self._by_device[device]
-                await self._bus.publish("leases", LeaseChanged(LeaseChange.EXPIRED, device, held.lease.holder))
+        # Drop every expired lease before the first await: a concurrent call (acquire's, or
+        # run_expiry's) must not see, drop or announce the same lease again, nor a new one.
+        expired = [(device, held) for device, held in sorted(self._by_device.items()) if held.deadline <= now]
+        for device, _ in expired:
+            del self._by_device[device]
+        for device, held in expired:
+            await self._bus.publish("leases", LeaseChanged(LeaseChange.EXPIRED, device, held.lease.holder))
         deadlines = [h.deadline for h in self._by_device.values()]
         return min(deadlines) - now if deadlines else None
 
@@ -135,3 +138,8 @@ class LeaseTable:
             wait = await self.expire_due()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=wait)
+
+
+def _same_id(held: str, given: str) -> bool:
+    """Compares lease ids in constant time; any text is accepted (compare_digest refuses non-ASCII str)."""
+    return secrets.compare_digest(held.encode(), given.encode())

@@ -42,6 +42,7 @@ class Supervisor:
                 delay = min(delay * 2, self._max_backoff)
             else:
                 log.info("task %s finished", name)
+                self._tasks.pop(name, None)  # the name may be started again
                 return
 
     def running(self) -> list[str]:

@@ -129,12 +129,13 @@ async def test_a_failed_command_repeats_its_error_without_acting_again(journal: 
     async def fails() -> Outcome:
         nonlocal calls
         calls += 1
-        raise DeviceNotReady("paper out", device="printer", hint="load paper")
+        raise DeviceNotReady("paper out", device="printer", hint="load paper", metadata={"sensor": "paper"})
 
     for _ in range(2):
         with pytest.raises(DeviceNotReady) as err:
             await runner.run("r1", PRINT, {}, "ui", fails)
         assert (err.value.message, err.value.device, err.value.hint) == ("paper out", "printer", "load paper")
+        assert err.value.metadata == {"sensor": "paper"}
     assert calls == 1
 
 

@@ -51,12 +51,16 @@ async def test_a_task_that_returns_is_not_restarted() -> None:
     async def once() -> None:
         nonlocal calls
         calls += 1
+        await asyncio.sleep(0)  # yields, so that a wrong restart loop cannot starve the test's deadline
 
     sup.start("once", once)
     try:
         await _until(lambda: not sup.running())
         assert calls == 1
         assert sup.restarts["once"] == 0
+        sup.start("once", once)  # a finished task's name may be used again
+        await _until(lambda: not sup.running())
+        assert calls == 2
     finally:
         await sup.stop()
 
