@@ -133,7 +133,7 @@ class Daemon:
         self.bus.close()
 
     def _announce(self, servers: Servers) -> None:
-        cli = "hwd" if Path(sys.argv[0]).name == "hwd" else f"{sys.executable} -m hwd"
+        cli = sys.argv[0] if Path(sys.argv[0]).name == "hwd" else f"{sys.executable} -m hwd"
         where = f"--socket-dir {self.cfg.socket_dir()}"
         lines = [
             f"hwd {__version__} serving{' the simulated kiosk' if self.simulated else ''}",

@@ -42,6 +42,7 @@ class SimulatorProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "simulators", "--dir", str(self.directory), "--parent-pid", str(os.getpid()),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, limit=MAX_READY_LINE,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the daemon, which stops it in order
         )  # fmt: skip
         assert self._proc.stdout is not None
         try:
