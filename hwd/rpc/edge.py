@@ -30,9 +30,14 @@ async def _abort(context: aio.ServicerContext[Any, Any], error: HwdError) -> Non
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-def _internal(method: str, exc: Exception) -> HwdError:
-    log.exception("bug in %s", method, exc_info=exc)
-    return HwdError(f"internal error in {method}; see the daemon log")
+async def _fail(method: str, context: aio.ServicerContext[Any, Any], exc: Exception) -> None:
+    """Ends the call with the status of ``exc``: its own for an HwdError, INTERNAL (logged) for a bug."""
+    if isinstance(exc, aio.AbortError):  # already ended by the servicer
+        raise exc
+    if not isinstance(exc, HwdError):
+        log.error("bug in %s", method, exc_info=exc)
+        exc = HwdError(f"internal error in {method}; see the daemon log")
+    await _abort(context, exc)
 
 
 class EdgeInterceptor(_Interceptor):
@@ -76,12 +81,8 @@ class EdgeInterceptor(_Interceptor):
             current_role.set(self._role)
             try:
                 return await behavior(request, context)
-            except HwdError as exc:
-                await _abort(context, exc)
             except Exception as exc:
-                if isinstance(exc, aio.AbortError):
-                    raise
-                await _abort(context, _internal(method, exc))
+                await _fail(method, context, exc)
 
         return call
 
@@ -91,12 +92,8 @@ class EdgeInterceptor(_Interceptor):
             try:
                 async for response in behavior(request, context):
                     yield response
-            except HwdError as exc:
-                await _abort(context, exc)
             except Exception as exc:
-                if isinstance(exc, aio.AbortError):
-                    raise
-                await _abort(context, _internal(method, exc))
+                await _fail(method, context, exc)
 
         return call
 

@@ -121,3 +121,22 @@ async def test_a_subscriber_that_stops_reading_is_cut_off_and_resumes_without_lo
             resumed = [e.sequence async for e in _take(d.kiosk(ui).WatchEvents(
                 kiosk_pb2.WatchEventsRequest(after_sequence=received[-1])), newest)]  # fmt: skip
         assert received + resumed == list(range(start + 1, newest + 1))
+
+
+async def test_a_bug_becomes_internal_with_a_log_line_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_daemon(tmp_path) as d, d.channel("ui") as ui:
+
+        def broken() -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(d.daemon.kiosk, "status", broken)
+        with pytest.raises(grpc.aio.AioRpcError) as bug:
+            await d.kiosk(ui).GetStatus(kiosk_pb2.GetStatusRequest())
+        assert bug.value.code() == grpc.StatusCode.INTERNAL
+        assert error_info(bug.value).reason == "INTERNAL"
+        assert "boom" not in bug.value.details(), "internals stay in the log"
+        assert any("bug in /hwd.v1.Kiosk/GetStatus" in r.message and r.exc_info for r in caplog.records)
+        monkeypatch.undo()
+        assert (await d.kiosk(ui).GetStatus(kiosk_pb2.GetStatusRequest())).daemon.device == "daemon"

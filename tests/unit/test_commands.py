@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,6 @@ from hwd.services.commands import CommandRunner, Outcome, params_hash
 from hwd.services.events import EventBus
 
 PRINT = "/hwd.v1.Printer/Print"
-
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    j = Journal(tmp_path / "j.sqlite3")
-    await j.open()
-    yield j
-    await j.close()
 
 
 async def _runner(journal: Journal) -> tuple[CommandRunner, EventBus]:

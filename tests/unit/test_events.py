@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,14 +11,6 @@ from hwd.errors import InvalidArgument, ShuttingDown, SubscriberTooSlow
 from hwd.journal import Journal
 from hwd.model import Event, NoteAdded
 from hwd.services.events import EventBus
-
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    j = Journal(tmp_path / "j.sqlite3")
-    await j.open()
-    yield j
-    await j.close()
 
 
 async def _bus(journal: Journal, queue: int = 64, page: int = 7) -> EventBus:

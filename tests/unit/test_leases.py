@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -23,14 +22,6 @@ MAX_TTL = 300.0
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
-
-
-@pytest.fixture
-async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
-    j = Journal(tmp_path / "j.sqlite3")
-    await j.open()
-    yield j
-    await j.close()
 
 
 @pytest.fixture
