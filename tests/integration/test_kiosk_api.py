@@ -140,3 +140,20 @@ async def test_a_bug_becomes_internal_with_a_log_line_not_a_crash(
         assert any("bug in /hwd.v1.Kiosk/GetStatus" in r.message and r.exc_info for r in caplog.records)
         monkeypatch.undo()
         assert (await d.kiosk(ui).GetStatus(kiosk_pb2.GetStatusRequest())).daemon.device == "daemon"
+
+
+async def test_oversized_messages_and_too_many_calls_are_refused(tmp_path: Path) -> None:
+    limits = {"max_message_bytes": 65536, "max_concurrent_rpcs": 8}
+    async with running_daemon(tmp_path, grpc=limits) as d, d.channel("tech") as tech, d.channel("ui") as ui:
+        with pytest.raises(grpc.aio.AioRpcError) as big:
+            await d.kiosk(tech).AddNote(kiosk_pb2.AddNoteRequest(request_id="big", text="x" * 70_000))
+        assert big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        streams = [d.kiosk(ui).WatchEvents(kiosk_pb2.WatchEventsRequest()) for _ in range(8)]
+        for stream in streams:
+            await stream.read()  # each stream is open and being served
+        with pytest.raises(grpc.aio.AioRpcError) as busy:
+            await d.kiosk(ui).GetStatus(kiosk_pb2.GetStatusRequest())
+        assert busy.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert (await d.kiosk(tech).GetStatus(kiosk_pb2.GetStatusRequest())).daemon.device == "daemon"
+        for stream in streams:
+            stream.cancel()
