@@ -1,0 +1,60 @@
+"""What every benchmark gets: the sizes of this run and a scratch directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How much work each benchmark does."""
+
+    latency_warmup: int = 200
+    latency_calls: int = 5000
+    fanout_subscribers: int = 100
+    fanout_events: int = 1000
+    fanout_writers: int = 6
+    paced_events: int = 200
+    paced_rate: float = 20.0
+    startup_runs: int = 5
+    startup_journal_events: int = 100_000
+    cli_runs: int = 5
+    idle_seconds: float = 2.0
+    append_warmup: int = 50
+    append_notes: int = 1000
+
+
+FULL = Counts()
+QUICK = Counts(
+    latency_warmup=50,
+    latency_calls=500,
+    fanout_subscribers=20,
+    fanout_events=200,
+    paced_events=40,
+    startup_runs=2,
+    startup_journal_events=10_000,
+    cli_runs=2,
+    append_warmup=10,
+    append_notes=100,
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """One benchmark's view of the run.
+
+    :param counts: the sizes (full or quick).
+    :param scratch: a directory of its own, removed after the run.
+    :param fanout_procs: how many subscriber processes the fan-out uses.
+    """
+
+    counts: Counts
+    scratch: Path
+    fanout_procs: int = 1
+
+    def dir(self, name: str) -> Path:
+        """A fresh subdirectory of the scratch directory."""
+        path = self.scratch / name
+        path.mkdir(parents=True, exist_ok=False)
+        return path
