@@ -15,8 +15,8 @@ class Counts:
     fanout_subscribers: int = 100
     fanout_events: int = 1000
     fanout_writers: int = 6
-    paced_events: int = 200
-    paced_rate: float = 20.0
+    paced_events: int = 1000
+    paced_rate: float = 100.0  # 10,000 deliveries/s to 100 subscribers
     startup_runs: int = 5
     startup_journal_events: int = 100_000
     cli_runs: int = 5

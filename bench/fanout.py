@@ -2,8 +2,9 @@
 :mod:`bench.subscribers` processes) while notes are added on tech.sock.
 
 Two phases on the same subscribers: "burst", a few writers keeping AddNote calls in flight
-back to back (the throughput, and the goals), then "paced", one note at a fixed rate well below
-that throughput (the delivery latency when the daemon is not saturated; no goal).
+back to back (the saturation throughput; its latency is the queue that builds when writers
+outpace delivery, so it has no goal), then "paced", 1,000 notes at a fixed sustained rate below
+that throughput (the delivery latency goal: a latency figure means something only at a stated load).
 """
 
 from __future__ import annotations
@@ -286,7 +287,7 @@ def _record_burst(section: Section, c: Counts, writes: Writes, results: list[dic
     section.add("written_per_s", "events written per second", c.fanout_events / writes.elapsed_s, "events/s")
     section.add("deliveries_per_s", "deliveries per second (all subscribers)", len(latencies) / span_s, "msg/s")
     section.add("latency_p50_ms", "delivery latency p50 (send to receive)", lat.p50, "ms")
-    section.add("latency_p99_ms", "delivery latency p99", lat.p99, "ms", Goal(50.0))
+    section.add("latency_p99_ms", "delivery latency p99 (saturated)", lat.p99, "ms")
     section.add("latency_max_ms", "delivery latency max", lat.max, "ms")
     section.add("addnote_p50_ms", f"AddNote p50 under load ({c.fanout_writers} in flight)", add.p50, "ms")
     section.add("addnote_p99_ms", "AddNote p99 under load", add.p99, "ms")
@@ -302,7 +303,7 @@ def _record_paced(section: Section, c: Counts, writes: Writes, results: list[dic
     lat = Summary.of_ns(latencies)
     rate = f"{c.paced_rate:g} events/s"
     section.add("paced_latency_p50_ms", f"paced at {rate}: delivery latency p50", lat.p50, "ms")
-    section.add("paced_latency_p99_ms", f"paced at {rate}: delivery latency p99", lat.p99, "ms")
+    section.add("paced_latency_p99_ms", f"paced at {rate}: delivery latency p99", lat.p99, "ms", Goal(50.0))
     section.add("paced_addnote_p50_ms", f"paced at {rate}: AddNote p50", Summary.of_ns(writes.latencies_ns).p50, "ms")
     section.details["paced_latency_ms"] = vars(lat)
 

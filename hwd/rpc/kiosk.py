@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,8 @@ class KioskServicer(kiosk_pb2_grpc.KioskServicer):
 
     def __init__(self, kiosk: KioskService) -> None:
         self._kiosk = kiosk
+        # Every live subscriber sends the same events: convert each one once, not once per subscriber.
+        self._event_pb = functools.lru_cache(maxsize=1024)(event_to_pb)
 
     async def GetStatus(self, request: kiosk_pb2.GetStatusRequest, context: Ctx) -> kiosk_pb2.GetStatusResponse:
         s = self._kiosk.status()
@@ -35,7 +38,7 @@ class KioskServicer(kiosk_pb2_grpc.KioskServicer):
 
     async def WatchEvents(self, request: kiosk_pb2.WatchEventsRequest, context: Ctx) -> AsyncIterator[common_pb2.Event]:
         async for event in self._kiosk.watch(request.after_sequence):
-            yield event_to_pb(event)
+            yield self._event_pb(event)
 
     async def AcquireLease(
         self, request: kiosk_pb2.AcquireLeaseRequest, context: Ctx
