@@ -111,10 +111,11 @@ class JournalStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # also when COMMIT itself failed (disk full): the next write starts clean
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     # -- events ------------------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class JournalStore:
             "SELECT sequence, time_ns, source, kind, payload FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",
             (after, limit),
         ).fetchall()
-        return [Event(seq, t, src, payload_from_json(kind, text)) for seq, t, src, kind, text in rows]
+        return [_event(*row) for row in rows]
 
     def last_sequence(self) -> int:
         """The newest sequence ever handed out, 0 when none (AUTOINCREMENT never reuses one)."""
@@ -215,6 +216,17 @@ class JournalStore:
             json.loads(outcome) if outcome else None,
             json.loads(error) if error else None,
         )
+
+
+def _event(seq: int, time_ns: int, source: str, kind: str, text: str) -> Event:
+    try:
+        return Event(seq, time_ns, source, payload_from_json(kind, text))
+    except ValueError as exc:  # a row written by another hwd version, or damaged on disk
+        raise JournalUnavailable(
+            f"journal event {seq} cannot be read: {exc}",
+            device="journal",
+            hint="Run the hwd version that wrote it, or restore the journal from a backup.",
+        ) from exc
 
 
 def _json_or_none(value: object) -> str | None:

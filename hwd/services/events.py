@@ -81,6 +81,11 @@ class EventBus:
 
         :raises JournalUnavailable: when it could not be committed (nobody sees it then).
         """
+        # Shielded: a caller cancelled mid-commit (a client hanging up) must not leave a committed
+        # event undelivered, which would hold back every later event of every subscriber.
+        return await asyncio.shield(self._commit_and_deliver(source, payload))
+
+    async def _commit_and_deliver(self, source: str, payload: EventPayload) -> Event:
         event = await self._journal.append_event(source, payload)
         self._held[event.sequence] = event
         while (ready := self._held.pop(self._delivered + 1, None)) is not None:

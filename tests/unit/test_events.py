@@ -93,3 +93,17 @@ async def test_close_ends_live_subscribers(journal: Journal) -> None:
     bus.close()
     with pytest.raises(ShuttingDown):
         await asyncio.wait_for(waiting, 5)
+
+
+async def test_a_publisher_cancelled_mid_commit_does_not_hold_back_later_events(journal: Journal) -> None:
+    bus = await _bus(journal)
+    stream = bus.watch(0)
+    first = asyncio.create_task(anext(stream))
+    await _until_live(bus, 1)
+    cancelled = asyncio.create_task(bus.publish("leases", NoteAdded("client hung up", "")))
+    await asyncio.sleep(0)  # the commit is under way on the journal thread
+    cancelled.cancel()
+    await bus.publish("notes", NoteAdded("next", ""))
+    got = [(await asyncio.wait_for(first, 5)).sequence, (await asyncio.wait_for(anext(stream), 5)).sequence]
+    assert got == [1, 2]
+    assert cancelled.cancelled()

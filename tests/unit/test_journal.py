@@ -71,3 +71,13 @@ def test_commands_keep_their_first_record_and_crash_leftovers_become_unknown(tmp
     assert (r2.state, r2.outcome) == (CommandState.SUCCEEDED, {"sequence": 7})
     assert store.mark_unfinished_unknown() == []
     store.close()
+
+
+def test_an_unreadable_event_is_a_journal_error_naming_it(tmp_path: Path) -> None:
+    store = _store(tmp_path / "j.sqlite3")
+    store.append_event("notes", NoteAdded("fine", "t"))
+    store._conn.execute("INSERT INTO events(time_ns, source, kind, payload) VALUES (1, 'x', 'FromTheFuture', '{}')")
+    with pytest.raises(JournalUnavailable, match="journal event 2 cannot be read"):
+        store.events_after(0, 10)
+    assert [e.sequence for e in store.events_after(0, 1)] == [1]
+    store.close()
