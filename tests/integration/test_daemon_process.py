@@ -111,3 +111,19 @@ def test_a_second_daemon_on_the_same_directories_is_refused(simulated: DaemonPro
     assert "another hwd is running" in second.stderr()
     with simulated.channel("ui") as ui:  # the first one still serves
         assert _health(ui, "") == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_after_sigkill_the_simulated_kiosk_goes_too_and_a_restart_serves(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, "--simulated")
+    daemon.start()
+    sim_pid = json.loads((daemon.socket_dir / "sim" / "endpoints.json").read_text())["pid"]
+    try:
+        assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+        daemon.start()  # stale sockets, locks and the old simulator do not stand in the way
+        new_pid = json.loads((daemon.socket_dir / "sim" / "endpoints.json").read_text())["pid"]
+        assert new_pid != sim_pid
+        assert "parent process" in daemon.stderr()  # the orphaned simulator noticed and stopped
+        with daemon.channel("ui") as ui:
+            assert _health(ui, "") == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        daemon.kill()
