@@ -66,7 +66,7 @@ class Daemon:
         self.registry = DeviceRegistry(self.bus)
         self.leases = LeaseTable(self.bus, self.registry, cfg.leases.default_ttl_s, cfg.leases.max_ttl_s)
         self.commands = CommandRunner(self.journal, self.bus)
-        self.kiosk = KioskService(self.journal, self.bus, self.registry, self.leases, self.commands, simulated)
+        self.kiosk = KioskService(self.bus, self.registry, self.leases, self.commands, simulated)
         self.simulator: SimulatorProcess | None = None
 
     async def run(self, handle_signals: bool = True) -> None:

@@ -121,8 +121,6 @@ class EventBus:
             )
         last = after
         while True:
-            if self._closed:
-                raise ShuttingDown("the daemon is stopping")
             for event in await self._journal.events_after(last, self._replay_page):
                 yield event
                 last = event.sequence
@@ -137,12 +135,12 @@ class EventBus:
                 if live.sequence > last:
                     yield live
                     last = live.sequence
-            raise_cut(sub.cut, last)
+            _raise_cut(sub.cut, last)
         finally:
             self._subscribers.discard(sub)
 
 
-def raise_cut(why: type[Exception] | None, last: int) -> None:
+def _raise_cut(why: type[Exception] | None, last: int) -> None:
     """Raises the error that ended a subscription, carrying the last sequence sent."""
     if why is SubscriberTooSlow:
         raise SubscriberTooSlow(

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from hwd import __version__
 from hwd.errors import InvalidArgument
-from hwd.journal import Journal
 from hwd.model import DeviceStatus, Event, Lease, NoteAdded
 from hwd.services.commands import CommandRunner
 from hwd.services.events import EventBus
@@ -37,14 +36,12 @@ class KioskService:
 
     def __init__(
         self,
-        journal: Journal,
         bus: EventBus,
         registry: DeviceRegistry,
         leases: LeaseTable,
         commands: CommandRunner,
         simulated: bool,
     ) -> None:
-        self.journal = journal
         self.bus = bus
         self.registry = registry
         self.leases = leases

@@ -83,3 +83,12 @@ def test_every_allowed_standard_name_is_a_real_method(name: str) -> None:
 def test_a_misspelt_name_is_not_found() -> None:
     assert not _exists("/hwd.v1.Kiosk/AddNotes")
     assert not _exists("/hwd.v1.Kiosks/AddNote")
+
+
+def test_the_lease_id_is_read_from_request_metadata() -> None:
+    from hwd.rpc.auth import LEASE_METADATA, lease_id
+
+    assert lease_id([("user-agent", "x"), (LEASE_METADATA, "abc")]) == "abc"
+    assert lease_id([(LEASE_METADATA, b"abc")]) == "abc"
+    assert lease_id([("other", "abc")]) is None
+    assert lease_id(None) is None
