@@ -50,6 +50,11 @@ class SimulatorStub:
                 request_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.ShutdownRequest.SerializeToString,
                 response_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.ShutdownResponse.FromString,
                 _registered_method=True)
+        self.Fault = channel.unary_unary(
+                '/hwd.sim.v1.Simulator/Fault',
+                request_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultRequest.SerializeToString,
+                response_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultResponse.FromString,
+                _registered_method=True)
 
 
 class SimulatorServicer:
@@ -77,6 +82,15 @@ class SimulatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Fault(self, request, context):
+        """Makes something happen to a simulated device: a fault (jam, unplug) or what a person does
+        to it (open the door). NOT_FOUND for an unknown device, INVALID_ARGUMENT for an unknown
+        fault (the message lists the device's faults).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +108,11 @@ def add_SimulatorServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.ShutdownRequest.FromString,
                     response_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.ShutdownResponse.SerializeToString,
+            ),
+            'Fault': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fault,
+                    request_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultRequest.FromString,
+                    response_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +197,33 @@ class Simulator:
             '/hwd.sim.v1.Simulator/Shutdown',
             hwd_dot_sim_dot_v1_dot_simulator__pb2.ShutdownRequest.SerializeToString,
             hwd_dot_sim_dot_v1_dot_simulator__pb2.ShutdownResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fault(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hwd.sim.v1.Simulator/Fault',
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultRequest.SerializeToString,
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultResponse.FromString,
             options,
             channel_credentials,
             insecure,

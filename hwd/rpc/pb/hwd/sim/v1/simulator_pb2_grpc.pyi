@@ -41,6 +41,11 @@ class SimulatorStub:
     """Puts every simulated device back to its initial state."""
     Shutdown: _grpc.UnaryUnaryMultiCallable[_simulator_pb2.ShutdownRequest, _simulator_pb2.ShutdownResponse]
     """Stops the simulator process now."""
+    Fault: _grpc.UnaryUnaryMultiCallable[_simulator_pb2.FaultRequest, _simulator_pb2.FaultResponse]
+    """Makes something happen to a simulated device: a fault (jam, unplug) or what a person does
+    to it (open the door). NOT_FOUND for an unknown device, INVALID_ARGUMENT for an unknown
+    fault (the message lists the device's faults).
+    """
 
 @_typing.type_check_only
 class SimulatorAsyncStub(SimulatorStub):
@@ -53,6 +58,11 @@ class SimulatorAsyncStub(SimulatorStub):
     """Puts every simulated device back to its initial state."""
     Shutdown: _aio.UnaryUnaryMultiCallable[_simulator_pb2.ShutdownRequest, _simulator_pb2.ShutdownResponse]  # type: ignore[assignment]
     """Stops the simulator process now."""
+    Fault: _aio.UnaryUnaryMultiCallable[_simulator_pb2.FaultRequest, _simulator_pb2.FaultResponse]  # type: ignore[assignment]
+    """Makes something happen to a simulated device: a fault (jam, unplug) or what a person does
+    to it (open the door). NOT_FOUND for an unknown device, INVALID_ARGUMENT for an unknown
+    fault (the message lists the device's faults).
+    """
 
 class SimulatorServicer(metaclass=_abc_1.ABCMeta):
     """Controls the simulated kiosk: what is plugged in, and faults on demand."""
@@ -80,5 +90,16 @@ class SimulatorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_simulator_pb2.ShutdownResponse, _abc.Awaitable[_simulator_pb2.ShutdownResponse]]:
         """Stops the simulator process now."""
+
+    @_abc_1.abstractmethod
+    def Fault(
+        self,
+        request: _simulator_pb2.FaultRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_pb2.FaultResponse, _abc.Awaitable[_simulator_pb2.FaultResponse]]:
+        """Makes something happen to a simulated device: a fault (jam, unplug) or what a person does
+        to it (open the door). NOT_FOUND for an unknown device, INVALID_ARGUMENT for an unknown
+        fault (the message lists the device's faults).
+        """
 
 def add_SimulatorServicer_to_server(servicer: SimulatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
