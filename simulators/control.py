@@ -11,8 +11,9 @@ from pathlib import Path
 import grpc
 
 from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
+from simulators.device import DeviceView
 from simulators.errors import SimDeviceError
-from simulators.kiosk import SimKiosk
+from simulators.kiosk import SimKiosk, UnknownDevice
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,15 @@ class RunInfo:
     endpoints_file: Path
 
 
+def device_message(view: DeviceView) -> simulator_pb2.SimDevice:
+    """The protobuf form of one device snapshot."""
+    return simulator_pb2.SimDevice(
+        name=view.name, kind=view.kind, endpoint=view.endpoint, state=view.state, faults=view.faults
+    )
+
+
 class SimulatorControl(simulator_pb2_grpc.SimulatorServicer):
-    """Serves GetStatus, Reset and Shutdown over one :class:`SimKiosk`."""
+    """Serves GetStatus, Reset, Shutdown and Fault over one :class:`SimKiosk`."""
 
     def __init__(self, kiosk: SimKiosk, info: RunInfo, request_stop: Callable[[], None]) -> None:
         """:param request_stop: asks the process to stop; must return at once (the reply is sent
@@ -47,10 +55,7 @@ class SimulatorControl(simulator_pb2_grpc.SimulatorServicer):
             pid=self._info.pid,
             endpoints_file=str(self._info.endpoints_file),
             resets=self._kiosk.resets,
-            devices=[
-                simulator_pb2.SimDevice(name=view.name, kind=view.kind, endpoint=view.endpoint, state=view.state)
-                for view in self._kiosk.devices()
-            ],
+            devices=[device_message(view) for view in self._kiosk.devices()],
         )
         response.started.FromDatetime(self._info.started)
         return response
@@ -77,3 +82,19 @@ class SimulatorControl(simulator_pb2_grpc.SimulatorServicer):
         log.info("shutdown requested over the control service")
         self._request_stop()
         return simulator_pb2.ShutdownResponse()
+
+    async def Fault(
+        self,
+        request: simulator_pb2.FaultRequest,
+        context: grpc.aio.ServicerContext[simulator_pb2.FaultRequest, simulator_pb2.FaultResponse],
+    ) -> simulator_pb2.FaultResponse:
+        """Inject a fault into one device; NOT_FOUND for an unknown device, INVALID_ARGUMENT for a bad fault."""
+        try:
+            view = await self._kiosk.fault(request.device, request.fault, dict(request.params))
+        except UnknownDevice as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except SimDeviceError as exc:
+            await context.abort(grpc.StatusCode.INTERNAL, str(exc))
+        return simulator_pb2.FaultResponse(device=device_message(view))

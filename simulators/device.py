@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
@@ -39,6 +41,11 @@ class SimDevice(Protocol):
         """Short human-readable state, e.g. ``"idle"`` or ``"fault: jam"``."""
         ...
 
+    @property
+    def faults(self) -> list[str]:
+        """The faults and actions :meth:`fault` accepts, e.g. ``["jam", "unplug"]``."""
+        ...
+
     async def start(self) -> None:
         """Open the transport and begin serving.
 
@@ -55,6 +62,15 @@ class SimDevice(Protocol):
         """Go back to the initial state (faults cleared, phones unplugged), keeping the endpoint."""
         ...
 
+    async def fault(self, name: str, params: dict[str, str]) -> None:
+        """Make fault or action ``name`` (one of :attr:`faults`) happen now.
+
+        :param params: the fault's optional parameters, e.g. ``{"seconds": "5"}``.
+        :raises ValueError: an unknown fault, or a parameter it does not take or cannot parse;
+            the message says what is accepted.
+        """
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceView:
@@ -64,8 +80,56 @@ class DeviceView:
     kind: str
     endpoint: str
     state: str
+    faults: tuple[str, ...] = field(default=())
 
     @classmethod
     def of(cls, device: SimDevice) -> DeviceView:
         """Snapshot ``device``'s current attributes."""
-        return cls(name=device.name, kind=device.kind, endpoint=device.endpoint, state=device.state)
+        return cls(
+            name=device.name,
+            kind=device.kind,
+            endpoint=device.endpoint,
+            state=device.state,
+            faults=tuple(device.faults),
+        )
+
+
+def check_params(fault: str, params: Mapping[str, str], allowed: Sequence[str]) -> None:
+    """Refuse parameters that fault ``fault`` does not take.
+
+    :raises ValueError: naming the unknown keys and the accepted ones.
+    """
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) or "no parameters"
+        raise ValueError(f"fault {fault!r} does not take {', '.join(unknown)} (it takes: {takes})")
+
+
+def int_param(params: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    """Whole-number parameter ``key``, ``default`` when absent.
+
+    :raises ValueError: not a whole number from ``low`` to ``high``.
+    """
+    text = params.get(key)
+    if text is None:
+        return default
+    with contextlib.suppress(ValueError):
+        value = int(text)
+        if low <= value <= high:
+            return value
+    raise ValueError(f"{key} must be a whole number from {low} to {high}, not {text!r}")
+
+
+def seconds_param(params: Mapping[str, str], key: str, default: float, high: float) -> float:
+    """Duration parameter ``key`` in seconds, ``default`` when absent.
+
+    :raises ValueError: not a number from 0 to ``high``.
+    """
+    text = params.get(key)
+    if text is None:
+        return default
+    with contextlib.suppress(ValueError):
+        value = float(text)
+        if 0 <= value <= high:  # also refuses nan
+            return value
+    raise ValueError(f"{key} must be a number of seconds from 0 to {high:g}, not {text!r}")

@@ -7,8 +7,11 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from simulators.binlock import BinLockSim
+from simulators.carousel import CarouselSim
 from simulators.device import DeviceView, SimDevice
 from simulators.errors import SimDeviceError
+from simulators.line import CLIENT_LINK, Rs485Line
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +23,21 @@ def default_devices(workdir: Path) -> list[SimDevice]:
     """Build the devices of the standard simulated kiosk; no I/O happens here.
 
     A device family adds its devices to the returned list; they may keep files or pty links
-    under ``workdir``.
+    under ``workdir``. The carousel (unit 1) and bin lock (unit 2) controllers share the RS-485
+    line ``rs485``, whose client end is the pty link ``workdir/rs485``. The controllers come
+    first, so they are stopped after the line that serves them.
 
     :param workdir: the simulator's private directory (``--dir``).
-    :returns: the devices, not yet started. Empty until the first family lands.
+    :returns: the devices, not yet started.
     """
-    del workdir
-    return []
+    port = workdir / CLIENT_LINK
+    carousel = CarouselSim(f"modbus-rtu:{port}?unit=1")
+    binlock = BinLockSim(f"modbus-rtu:{port}?unit=2")
+    return [carousel, binlock, Rs485Line(workdir, [carousel, binlock])]
+
+
+class UnknownDevice(LookupError):
+    """No simulated device has the name asked for."""
 
 
 class SimKiosk:
@@ -95,6 +106,32 @@ class SimKiosk:
                     failed.append(device.name)
             if failed:
                 raise SimDeviceError(f"devices failed to reset: {', '.join(failed)}")
+
+    async def fault(self, name: str, fault: str, params: dict[str, str]) -> DeviceView:
+        """Inject ``fault`` with ``params`` into device ``name``.
+
+        :returns: the device's snapshot afterwards.
+        :raises UnknownDevice: no device is called ``name``.
+        :raises ValueError: the device refuses the fault or its parameters; the message says why.
+        :raises SimDeviceError: the device is not running, failed or timed out.
+        """
+        device = next((device for device in self._devices if device.name == name), None)
+        if device is None:
+            known = ", ".join(device.name for device in self._devices) or "none"
+            raise UnknownDevice(f"no simulated device {name!r} (devices: {known})")
+        async with self._lock:
+            if device not in self._started:
+                raise SimDeviceError(f"device {name!r} is not running")
+            try:
+                async with asyncio.timeout(DEVICE_DEADLINE_S):
+                    await device.fault(fault, params)
+            except ValueError:
+                raise
+            except Exception as exc:
+                log.exception("simulated device %s failed on fault %s", name, fault)
+                raise SimDeviceError(f"device {name!r} failed on fault {fault!r}: {exc!r}") from exc
+        log.info("fault %s %s on simulated device %s: %s", fault, params, name, device.state)
+        return DeviceView.of(device)
 
     async def _stop_started(self) -> None:
         while self._started:
