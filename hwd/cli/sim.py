@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from hwd.cli.client import SIMULATOR_HINT, CliError, Peer, open_channel, resolve_socket_dir
 from hwd.cli.exitcodes import ExitCode
-from hwd.cli.render import fields, table, timestamp, to_json
+from hwd.cli.render import clean, fields, table, timestamp, to_json
 from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
 
 ENDPOINTS_ENV = "HWD_SIM_ENDPOINTS"
@@ -55,8 +55,48 @@ def render_sim_status(status: simulator_pb2.GetStatusResponse) -> str:
             ("resets", str(status.resets)),
         ]
     )
-    rows = [(d.name, d.kind, d.endpoint, d.state) for d in status.devices]
-    return "\n".join([header, "", table(("NAME", "KIND", "ENDPOINT", "STATE"), rows)])
+    rows = [(d.name, d.kind, d.endpoint, d.state, ",".join(d.faults)) for d in status.devices]
+    return "\n".join([header, "", table(("NAME", "KIND", "ENDPOINT", "STATE", "FAULTS"), rows)])
+
+
+class _KeyValues(argparse.Action):
+    """Collects `KEY=VALUE` words into a dict; a malformed word or a repeated key is a usage error."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        params: dict[str, str] = {}
+        for pair in values or []:
+            key, sep, value = str(pair).partition("=")
+            if not sep or not key:
+                parser.error(f"fault parameter {pair!r} is not KEY=VALUE")
+            if key in params:
+                parser.error(f"fault parameter {key!r} given twice")
+            params[key] = value
+        setattr(namespace, self.dest, params)
+
+
+def _fault_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("device", metavar="DEVICE", help="device name, as in `hwd sim status`")
+    parser.add_argument("fault", metavar="FAULT", help="fault or action, e.g. jam, unplug, open-door")
+    parser.add_argument(
+        "params", metavar="KEY=VALUE", nargs="*", action=_KeyValues, help="fault parameters, e.g. seconds=5"
+    )
+
+
+def _call_fault(stub: SimStub, args: argparse.Namespace, timeout: float) -> simulator_pb2.FaultResponse:
+    request = simulator_pb2.FaultRequest(device=args.device, fault=args.fault, params=args.params)
+    response: simulator_pb2.FaultResponse = stub.Fault(request, timeout=timeout)
+    return response
+
+
+def render_fault(response: simulator_pb2.FaultResponse) -> str:
+    """`NAME: STATE` of the device after the fault."""
+    return f"{clean(response.device.name)}: {clean(response.device.state)}"
 
 
 SIM_COMMANDS: dict[str, SimCommand] = {
@@ -69,6 +109,12 @@ SIM_COMMANDS: dict[str, SimCommand] = {
         "put every simulated device back to its initial state",
         lambda stub, _args, timeout: stub.Reset(simulator_pb2.ResetRequest(), timeout=timeout),
         lambda _response: "simulator reset: every device is back to its initial state",
+    ),
+    "fault": SimCommand(
+        "inject a fault into a simulated device (jam, unplug, open-door ...) and show its new state",
+        _call_fault,
+        render_fault,
+        _fault_arguments,
     ),
     "shutdown": SimCommand(
         "stop the simulator process",

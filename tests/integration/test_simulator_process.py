@@ -132,7 +132,7 @@ def test_ready_status_reset_shutdown(tmp_path: Path, launch: Launch) -> None:
     assert document["version"] == 1
     assert document["pid"] == sim.proc.pid
     assert document["control"] == f"unix:{sim.socket_path}"
-    assert document["devices"] == {}
+    assert list(document["devices"]) == ["carousel", "binlock", "rs485"]
     started = datetime.fromisoformat(document["started"])
     assert started.utcoffset() is not None
     assert stat.S_IMODE((tmp_path / "sim").stat().st_mode) == 0o700
@@ -143,7 +143,7 @@ def test_ready_status_reset_shutdown(tmp_path: Path, launch: Launch) -> None:
         assert status.pid == sim.proc.pid
         assert status.endpoints_file == str(endpoints_file)
         assert status.resets == 0
-        assert list(status.devices) == []
+        assert [device.name for device in status.devices] == ["carousel", "binlock", "rs485"]
         assert status.started.ToDatetime(tzinfo=UTC) == started
         for _ in range(2):
             stub.Reset(simulator_pb2.ResetRequest(), timeout=RPC_TIMEOUT_S)
@@ -243,6 +243,7 @@ class FakeDevice:
         self.kind = kind
         self.endpoint = ""
         self.state = "new"
+        self.faults = ["jam"]
         self._calls = calls
         self._fail_on = fail_on
 
@@ -263,6 +264,12 @@ class FakeDevice:
     async def reset(self) -> None:
         self._record("reset")
         self.state = "idle"
+
+    async def fault(self, name: str, params: dict[str, str]) -> None:
+        if name not in self.faults:
+            raise ValueError(f"unknown fault {name!r}")
+        self._record(name)
+        self.state = "fault: jam"
 
 
 async def test_fake_devices_in_status_and_endpoints(tmp_path: Path) -> None:

@@ -17,12 +17,13 @@ from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
 
 
 class FakeSimulator(simulator_pb2_grpc.SimulatorServicer):
-    """Counts resets and shutdowns; reports two devices."""
+    """Counts resets and shutdowns; reports two devices; records faults (the printer knows "paper-out")."""
 
     def __init__(self, endpoints_file: Path) -> None:
         self.endpoints_file = endpoints_file
         self.resets = 0
         self.shutdowns = 0
+        self.faults: list[tuple[str, str, dict[str, str]]] = []
 
     def GetStatus(self, request: simulator_pb2.GetStatusRequest, context: Any) -> simulator_pb2.GetStatusResponse:
         return simulator_pb2.GetStatusResponse(
@@ -33,7 +34,11 @@ class FakeSimulator(simulator_pb2_grpc.SimulatorServicer):
             devices=[
                 simulator_pb2.SimDevice(name="pixel-7", kind="adb-phone", endpoint="tcp:127.0.0.1:5037", state="idle"),
                 simulator_pb2.SimDevice(
-                    name="printer", kind="printer", endpoint="tcp:127.0.0.1:9100", state="paper out"
+                    name="printer",
+                    kind="printer",
+                    endpoint="tcp:127.0.0.1:9100",
+                    state="paper out",
+                    faults=["paper-out", "cover-open"],
                 ),
             ],
         )
@@ -45,6 +50,17 @@ class FakeSimulator(simulator_pb2_grpc.SimulatorServicer):
     def Shutdown(self, request: simulator_pb2.ShutdownRequest, context: Any) -> simulator_pb2.ShutdownResponse:
         self.shutdowns += 1
         return simulator_pb2.ShutdownResponse()
+
+    def Fault(self, request: simulator_pb2.FaultRequest, context: Any) -> simulator_pb2.FaultResponse:
+        self.faults.append((request.device, request.fault, dict(request.params)))
+        if request.device != "printer":
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no simulated device {request.device!r}")
+        if request.fault != "paper-out":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown fault {request.fault!r}")
+        device = simulator_pb2.SimDevice(
+            name="printer", kind="printer", endpoint="tcp:127.0.0.1:9100", state="paper out", faults=["paper-out"]
+        )
+        return simulator_pb2.FaultResponse(device=device)
 
 
 @pytest.fixture
@@ -79,9 +95,9 @@ def test_sim_status_finds_the_simulator_through_the_endpoints_file(
     assert "4242" in header
     assert f"endpoints file: {simulator.endpoints_file}" in header
     assert devices.splitlines() == [
-        "NAME     KIND       ENDPOINT            STATE",
-        "pixel-7  adb-phone  tcp:127.0.0.1:5037  idle",
-        "printer  printer    tcp:127.0.0.1:9100  paper out",
+        "NAME     KIND       ENDPOINT            STATE      FAULTS",
+        "pixel-7  adb-phone  tcp:127.0.0.1:5037  idle       -",
+        "printer  printer    tcp:127.0.0.1:9100  paper out  paper-out,cover-open",
     ]
 
 
@@ -149,6 +165,57 @@ def test_sim_whose_control_socket_is_gone_is_unreachable(
     assert run(["--socket-dir", str(tmp_path), "sim", "status"]) == 3
 
     assert f"cannot reach the simulator at {tmp_path / 'gone.sock'}: no socket" in capsys.readouterr().err
+
+
+def test_sim_fault_sends_device_fault_and_params_and_prints_the_new_state(
+    simulator: FakeSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--socket-dir", str(tmp_path), "sim", "fault", "printer", "paper-out", "after=2", "note=a=b"]
+    assert run(argv) == 0
+
+    assert simulator.faults == [("printer", "paper-out", {"after": "2", "note": "a=b"})]
+    assert capsys.readouterr().out == "printer: paper out\n"
+
+
+def test_sim_fault_json_prints_the_response(
+    simulator: FakeSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["--socket-dir", str(tmp_path), "sim", "fault", "--json", "printer", "paper-out"]) == 0
+
+    assert json.loads(capsys.readouterr().out) == {
+        "device": {
+            "name": "printer",
+            "kind": "printer",
+            "endpoint": "tcp:127.0.0.1:9100",
+            "state": "paper out",
+            "faults": ["paper-out"],
+        }
+    }
+    assert simulator.faults == [("printer", "paper-out", {})]
+
+
+@pytest.mark.parametrize(
+    ("device", "fault", "message"),
+    [("scanner", "paper-out", "NOT_FOUND: no simulated device 'scanner'"), ("printer", "jam", "unknown fault 'jam'")],
+)
+def test_sim_fault_refused_is_a_bad_request(
+    simulator: FakeSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str, fault: str, message: str
+) -> None:
+    assert run(["--socket-dir", str(tmp_path), "sim", "fault", device, fault]) == 5
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+
+
+@pytest.mark.parametrize("params", [["seconds"], ["=5"], ["count=1", "count=2"]])
+def test_sim_fault_with_malformed_params_is_a_usage_error(
+    simulator: FakeSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], params: list[str]
+) -> None:
+    assert run(["--socket-dir", str(tmp_path), "sim", "fault", "printer", "paper-out", *params]) == 2
+
+    assert "fault parameter" in capsys.readouterr().err
+    assert simulator.faults == []
 
 
 def test_sim_without_subcommand_is_a_usage_error(tmp_path: Path) -> None:
