@@ -2,23 +2,43 @@
 
 from hwd.model.commands import CommandRecord, CommandState
 from hwd.model.events import (
+    Alarm,
+    CarouselMotion,
     CommandOutcomeUnknown,
     DaemonLifecycle,
     DeviceStatusChanged,
     Event,
     EventPayload,
     LeaseChanged,
+    LockCommanded,
+    LockSensors,
+    MotionPhase,
     NoteAdded,
     payload_from_json,
     payload_to_json,
 )
 from hwd.model.leases import Lease, LeaseChange, LifecyclePhase
+from hwd.model.peripherals import (
+    CableTest,
+    CarouselState,
+    CommandResult,
+    Connector,
+    ControllerIdentity,
+    LockState,
+)
 from hwd.model.status import DeviceState, DeviceStatus
 
 __all__ = [
+    "Alarm",
+    "CableTest",
+    "CarouselMotion",
+    "CarouselState",
     "CommandOutcomeUnknown",
     "CommandRecord",
+    "CommandResult",
     "CommandState",
+    "Connector",
+    "ControllerIdentity",
     "DaemonLifecycle",
     "DeviceState",
     "DeviceStatus",
@@ -29,6 +49,10 @@ __all__ = [
     "LeaseChange",
     "LeaseChanged",
     "LifecyclePhase",
+    "LockCommanded",
+    "LockSensors",
+    "LockState",
+    "MotionPhase",
     "NoteAdded",
     "payload_from_json",
     "payload_to_json",
