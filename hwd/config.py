@@ -80,6 +80,47 @@ class LeasesConfig(_Section):
         return self
 
 
+CONNECTORS = ("EMPTY", "USB_C", "LIGHTNING", "MICRO_USB", "USB_A")
+
+
+class ModbusConfig(_Section):
+    """The RS-485 line shared by the carousel and the bin lock controllers."""
+
+    port: str = "/dev/hwd/modbus"
+    baudrate: int = Field(default=115200, ge=1200, le=921_600)
+    timeout_s: float = Field(default=0.5, gt=0, le=10)
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+class CarouselConfig(_Section):
+    """The cable carousel (Modbus unit on the shared line)."""
+
+    enabled: bool = False
+    unit: int = Field(default=1, ge=1, le=247)
+    # The connector of each slot, as cabled; checked against what the controller reports. Empty:
+    # trust the controller.
+    slots: tuple[str, ...] = ()
+    poll_s: float = Field(default=0.1, ge=0.01, le=10)
+    move_timeout_s: float = Field(default=30.0, gt=0, le=300)
+
+    @field_validator("slots")
+    @classmethod
+    def _known_connectors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name not in CONNECTORS:
+                raise ValueError(f"unknown connector {name!r}; one of {', '.join(CONNECTORS)}")
+        return value
+
+
+class BinLockConfig(_Section):
+    """The bin lock (Modbus unit on the shared line)."""
+
+    enabled: bool = False
+    unit: int = Field(default=2, ge=1, le=247)
+    poll_s: float = Field(default=0.2, ge=0.01, le=10)
+    door_alarm_s: float = Field(default=120.0, gt=0, le=3600)
+
+
 class SimulatorConfig(_Section):
     """The simulated kiosk started by `hwd serve --simulated`."""
 
@@ -94,6 +135,9 @@ class Config(_Section):
     events: EventsConfig = EventsConfig()
     leases: LeasesConfig = LeasesConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    modbus: ModbusConfig = ModbusConfig()
+    carousel: CarouselConfig = CarouselConfig()
+    binlock: BinLockConfig = BinLockConfig()
 
     def socket_dir(self) -> Path:
         """The runtime directory of ui.sock and tech.sock: /run/hwd as root, else $XDG_RUNTIME_DIR/hwd."""
@@ -112,16 +156,27 @@ def _default_dir(as_root: str, xdg_var: str, xdg_default: str) -> Path:
     return Path(os.environ.get(xdg_var) or xdg_default) / "hwd"
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     for name, value in sorted(env.items()):
         if name.startswith(ENV_PREFIX) and "__" in name:
             section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-            out.setdefault(section, {})[key] = value
+            out.setdefault(section, {})[key] = _env_value(value)
     for name, (section, key) in ENV_SHORTCUTS.items():  # the short names win over the long ones
         if name in env:
             out.setdefault(section, {})[key] = env[name]
     return out
+
+
+def _env_value(value: str) -> Any:
+    """A list is written as a TOML array (``HWD_CAROUSEL__SLOTS='["USB_C", "LIGHTNING"]'``); anything
+    else stays a string for pydantic to convert."""
+    if value.lstrip().startswith("["):
+        try:
+            return tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            return value
+    return value
 
 
 def _origin(key: str, path: Path | None, env: Mapping[str, Any], flags: Mapping[str, Any]) -> str:

@@ -18,12 +18,17 @@ from typing import IO, Any
 
 from hwd import __version__
 from hwd.config import Config, load_config
+from hwd.drivers.binlock import ModbusBinLock
+from hwd.drivers.carousel import ModbusCarousel
+from hwd.drivers.modbus import RtuLink
 from hwd.drivers.simkiosk import SimulatorProcess
 from hwd.errors import ConfigError, HwdError
 from hwd.journal import Journal
-from hwd.model import DaemonLifecycle, DeviceState, LifecyclePhase
-from hwd.rpc.server import Servers, start_servers
+from hwd.model import Connector, DaemonLifecycle, DeviceState, LifecyclePhase
+from hwd.rpc.server import Servers, services, start_servers
 from hwd.sdnotify import notify
+from hwd.services.binlock import BinLockService
+from hwd.services.carousel import CarouselService
 from hwd.services.commands import CommandRunner
 from hwd.services.events import EventBus
 from hwd.services.kiosk import KioskService
@@ -68,6 +73,8 @@ class Daemon:
         self.commands = CommandRunner(self.journal, self.bus)
         self.kiosk = KioskService(self.bus, self.registry, self.leases, self.commands, simulated)
         self.simulator: SimulatorProcess | None = None
+        self.carousel: CarouselService | None = None
+        self.lock: BinLockService | None = None
 
     async def run(self, handle_signals: bool = True) -> None:
         """Serves until SIGTERM or SIGINT (or until :attr:`stopping` is set), then stops cleanly
@@ -94,18 +101,47 @@ class Daemon:
         await self.registry.set("journal", DeviceState.ONLINE, detail=str(self.journal.store.path))
         if self.simulated:
             await self._start_simulator(stack)
-        servers = await start_servers(self.kiosk, self.cfg.socket_dir(), self.cfg.grpc, self.cfg.daemon.tech_group)
+        self._build_peripherals(stack)
+        served = services(self.kiosk, self.carousel, self.lock)
+        servers = await start_servers(served, self.cfg.socket_dir(), self.cfg.grpc, self.cfg.daemon.tech_group)
         stack.push_async_callback(servers.stop, self.cfg.grpc.shutdown_grace_s)
         stack.push_async_callback(self.supervisor.stop)
         self.supervisor.start("lease-expiry", self.leases.run_expiry)
         if self.simulator is not None:
             self.supervisor.start("simulator-watch", self._watch_simulator)
+        for device in (self.carousel, self.lock):
+            if device is not None:
+                self.supervisor.start(f"{device.name}-poll", device.run)
         await self.registry.set(DAEMON, DeviceState.ONLINE)
         await self.bus.publish(DAEMON, DaemonLifecycle(LifecyclePhase.STARTED, __version__, self.simulated))
         await servers.set_health(True)
         notify("READY=1", f"STATUS=serving on {self.cfg.socket_dir()}")
         self._announce(servers)
         return servers
+
+    def _build_peripherals(self, stack: AsyncExitStack) -> None:
+        """The Modbus line and the controllers on it, when this kiosk has them (always when simulated)."""
+        cfg = self.cfg
+        carousel_on, lock_on = cfg.carousel.enabled or self.simulated, cfg.binlock.enabled or self.simulated
+        if not (carousel_on or lock_on):
+            return
+        port = cfg.modbus.port
+        if self.simulator is not None:
+            port = self.simulator.endpoints["devices"]["rs485"]["endpoint"]
+        link = RtuLink(port, baudrate=cfg.modbus.baudrate, timeout_s=cfg.modbus.timeout_s, retries=cfg.modbus.retries)
+        stack.push_async_callback(link.close)
+        shared = (self.registry, self.bus, self.commands, self.leases)
+        if carousel_on:
+            slots = tuple(Connector[name] for name in cfg.carousel.slots)
+            self.carousel = CarouselService(
+                ModbusCarousel(link, cfg.carousel.unit), *shared,
+                slots=slots, poll_s=cfg.carousel.poll_s, move_timeout_s=cfg.carousel.move_timeout_s,
+            )  # fmt: skip
+        if lock_on:
+            self.lock = BinLockService(
+                ModbusBinLock(link, cfg.binlock.unit), *shared,
+                poll_s=cfg.binlock.poll_s, door_alarm_s=cfg.binlock.door_alarm_s,
+            )  # fmt: skip
 
     async def _start_simulator(self, stack: AsyncExitStack) -> None:
         self.simulator = SimulatorProcess(self.cfg.socket_dir() / "sim")
@@ -129,6 +165,10 @@ class Daemon:
         notify("STOPPING=1", "STATUS=stopping")
         await servers.set_health(False)
         await self.registry.set(DAEMON, DeviceState.STOPPING, "STOPPING", "the daemon is stopping")
+        for device in (self.carousel, self.lock):  # the bin ends locked, the carousel still
+            if device is not None:
+                await device.safe_stop()
+        await self.supervisor.stop()  # no more polling: the STOPPING event is the journal's last word
         await self.bus.publish(DAEMON, DaemonLifecycle(LifecyclePhase.STOPPING, __version__, self.simulated))
         self.bus.close()
 

@@ -149,10 +149,42 @@ def _outcome_unknown(p: common_pb2.CommandOutcomeUnknown) -> str:
     return f"{p.method} request {p.request_id} started {timestamp(p.started)}: outcome unknown"
 
 
+def _carousel_motion(p: common_pb2.CarouselMotion) -> str:
+    text = f"carousel {enum_name(common_pb2.MotionPhase.DESCRIPTOR, p.phase)}"
+    text += f" at slot {p.current_slot}" if p.HasField("current_slot") else ""
+    return text + (f" (target {p.target_slot})" if p.HasField("target_slot") else " (homing)")
+
+
+def _lock_sensors(p: common_pb2.LockSensors) -> str:
+    bolt, door = "out" if p.bolt_extended else "in", "closed" if p.door_closed else "open"
+    flags = " ".join(f"{name}={'yes' if on else 'no'}" for name, on in _lock_flags(p))
+    return f"lock bolt={bolt} door={door} {flags}"
+
+
+def _lock_flags(p: common_pb2.LockSensors) -> list[tuple[str, bool]]:
+    return [("unlocked", p.unlocked), ("tamper", p.tamper), ("forced", p.forced)]
+
+
+def _lock_commanded(p: common_pb2.LockCommanded) -> str:
+    text = f"{p.action or 'command'} by {p.role or 'unknown'}"
+    text += f": {p.reason}" if p.reason else ""
+    extra = [f"relock {p.relock_after_s} s"] if p.relock_after_s else []
+    extra += [f"request {p.request_id}"] if p.request_id else []
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _alarm(p: common_pb2.Alarm) -> str:
+    return f"ALARM {p.code}" + (f": {p.detail}" if p.detail else "")
+
+
 _SUMMARIES: dict[str, Callable[[Any], str]] = {
     "device_status_changed": _status_changed,
     "note_added": _note_added,
     "daemon_lifecycle": _lifecycle,
     "lease_changed": _lease_changed,
     "command_outcome_unknown": _outcome_unknown,
+    "carousel_motion": _carousel_motion,
+    "lock_sensors": _lock_sensors,
+    "lock_commanded": _lock_commanded,
+    "alarm": _alarm,
 }

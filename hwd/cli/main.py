@@ -16,6 +16,7 @@ from hwd.cli.config_cmd import config_check
 from hwd.cli.events import events
 from hwd.cli.exitcodes import ExitCode
 from hwd.cli.kiosk import PROBE_TARGETS, note, probe
+from hwd.cli.peripherals import add_peripheral_parsers
 from hwd.cli.sim import add_sim_parsers, sim
 
 Handler = Callable[[argparse.Namespace], int]
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _command(sub, "serve", _serve_not_first, "run the daemon (see `hwd serve --help`)", [])
     _add_daemon_commands(sub, common)
+    add_peripheral_parsers(sub, common)
     config = sub.add_parser("config", help="work with configuration files", parents=common)
     config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
     _command(config_sub, "check", config_check, "validate a configuration file", common).add_argument("file")

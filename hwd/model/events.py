@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import typing
 from dataclasses import dataclass
 from typing import Any
 
 from hwd.model.leases import LeaseChange, LifecyclePhase
-from hwd.model.status import DeviceState, DeviceStatus
+from hwd.model.status import DeviceStatus
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,72 @@ class CommandOutcomeUnknown:
     started_ns: int
 
 
-EventPayload = DeviceStatusChanged | NoteAdded | DaemonLifecycle | LeaseChanged | CommandOutcomeUnknown
+class MotionPhase(enum.Enum):
+    """Where a carousel move stands (mirrors hwd.v1.MotionPhase)."""
+
+    STARTED = "STARTED"
+    ARRIVED = "ARRIVED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class CarouselMotion:
+    """The carousel started, finished or failed a move; slots are None when unknown."""
+
+    phase: MotionPhase
+    target_slot: int | None
+    current_slot: int | None
+
+
+@dataclass(frozen=True)
+class LockSensors:
+    """The bin lock's sensors changed."""
+
+    bolt_extended: bool
+    door_closed: bool
+    unlocked: bool
+    tamper: bool
+    forced: bool
+
+
+@dataclass(frozen=True)
+class LockCommanded:
+    """An unlock or lock was commanded (journaled before the output is written)."""
+
+    action: str
+    reason: str
+    role: str
+    request_id: str
+    relock_after_s: int
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """A condition that needs attention: DOOR_LEFT_OPEN, DOOR_FORCED, TAMPER."""
+
+    code: str
+    detail: str
+
+
+EventPayload = (
+    DeviceStatusChanged
+    | NoteAdded
+    | DaemonLifecycle
+    | LeaseChanged
+    | CommandOutcomeUnknown
+    | CarouselMotion
+    | LockSensors
+    | LockCommanded
+    | Alarm
+)
 
 _KINDS: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (DeviceStatusChanged, NoteAdded, DaemonLifecycle, LeaseChanged, CommandOutcomeUnknown)
-}
-# Enum and nested dataclass fields, so that decoding can rebuild them from plain JSON.
-_FIELD_TYPES: dict[str, type[Any]] = {
-    "status": DeviceStatus,
-    "state": DeviceState,
-    "phase": LifecyclePhase,
-    "change": LeaseChange,
-}
+    cls.__name__: cls
+    for cls in (
+        DeviceStatusChanged, NoteAdded, DaemonLifecycle, LeaseChanged, CommandOutcomeUnknown,
+        CarouselMotion, LockSensors, LockCommanded, Alarm,
+    )
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,16 +141,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_TYPES: dict[type[Any], dict[str, Any]] = {}
+
+
+def _field_types(cls: type[Any]) -> dict[str, Any]:
+    """Each field's type, so that enums and nested dataclasses can be rebuilt from plain JSON."""
+    if cls not in _TYPES:
+        _TYPES[cls] = typing.get_type_hints(cls)
+    return _TYPES[cls]
+
+
 def _rebuild(cls: type[Any], data: dict[str, Any]) -> Any:
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__} must be a JSON object, not {type(data).__name__}")
+    hints = _field_types(cls)
     kwargs = {}
     for name, raw in data.items():
-        kind = _FIELD_TYPES.get(name)
-        if kind is not None and dataclasses.is_dataclass(kind):
+        kind = hints.get(name)
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            kwargs[name] = kind(raw)
+        elif isinstance(kind, type) and dataclasses.is_dataclass(kind):
             kwargs[name] = _rebuild(kind, raw)
         else:
-            kwargs[name] = raw if kind is None else kind(raw)
+            kwargs[name] = raw
     return cls(**kwargs)
 
 

@@ -7,7 +7,8 @@ Python grpcio exposes no peer credentials per call, so the role is the socket th
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Sequence
+from collections.abc import Iterable
+from typing import Any
 
 UI = "ui"
 TECH = "tech"
@@ -23,10 +24,14 @@ KIOSK_UI = frozenset(
     f"/hwd.v1.Kiosk/{m}" for m in ("GetStatus", "WatchEvents", "AcquireLease", "RenewLease", "ReleaseLease")
 )
 KIOSK_TECH = KIOSK_UI | {"/hwd.v1.Kiosk/AddNote"}
+CAROUSEL = frozenset(f"/hwd.v1.Carousel/{m}" for m in ("GetStatus", "Home", "Select", "TestCable", "WatchStatus"))
+# The kiosk flow locks the bin and watches it; opening it is a technician's act.
+LOCK_UI = frozenset(f"/hwd.v1.BinLock/{m}" for m in ("GetStatus", "WatchStatus", "Lock"))
+LOCK_TECH = LOCK_UI | {"/hwd.v1.BinLock/Unlock"}
 
 ALLOWED: dict[str, frozenset[str]] = {
-    UI: HEALTH | KIOSK_UI,
-    TECH: HEALTH | REFLECTION | KIOSK_TECH,
+    UI: HEALTH | KIOSK_UI | CAROUSEL | LOCK_UI,
+    TECH: HEALTH | REFLECTION | KIOSK_TECH | CAROUSEL | LOCK_TECH,
 }
 
 # The role of the socket the current call came in on (set per call by the edge interceptor).
@@ -36,7 +41,7 @@ current_role: contextvars.ContextVar[str] = contextvars.ContextVar("hwd_role", d
 LEASE_METADATA = "hwd-lease-id"
 
 
-def lease_id(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+def lease_id(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
     """The lease id a call presents (``context.invocation_metadata()``), or None."""
     for key, value in metadata or ():
         if key == LEASE_METADATA:

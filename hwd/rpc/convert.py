@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hwd.model import (
+    Alarm,
+    CarouselMotion,
     CommandOutcomeUnknown,
     DaemonLifecycle,
     DeviceState,
@@ -16,6 +20,9 @@ from hwd.model import (
     LeaseChange,
     LeaseChanged,
     LifecyclePhase,
+    LockCommanded,
+    LockSensors,
+    MotionPhase,
     NoteAdded,
 )
 from hwd.rpc.pb.hwd.v1 import common_pb2 as pb
@@ -75,6 +82,20 @@ def event_to_pb(event: Event) -> pb.Event:
             msg.command_outcome_unknown.CopyFrom(
                 pb.CommandOutcomeUnknown(request_id=p.request_id, method=p.method, started=ts(p.started_ns))
             )
+        case CarouselMotion():
+            msg.carousel_motion.CopyFrom(
+                pb.CarouselMotion(
+                    phase=pb.MotionPhase.Value(f"MOTION_PHASE_{p.phase.value}"),
+                    target_slot=p.target_slot,
+                    current_slot=p.current_slot,
+                )
+            )
+        case LockSensors():
+            msg.lock_sensors.CopyFrom(pb.LockSensors(**dataclasses.asdict(p)))
+        case LockCommanded():
+            msg.lock_commanded.CopyFrom(pb.LockCommanded(**dataclasses.asdict(p)))
+        case Alarm():
+            msg.alarm.CopyFrom(pb.Alarm(code=p.code, detail=p.detail))
     return msg
 
 
@@ -98,6 +119,21 @@ def event_from_pb(msg: pb.Event) -> Event:
     elif which == "command_outcome_unknown":
         c = msg.command_outcome_unknown
         payload = CommandOutcomeUnknown(c.request_id, c.method, c.started.ToNanoseconds())
+    elif which == "carousel_motion":
+        m = msg.carousel_motion
+        payload = CarouselMotion(
+            MotionPhase(pb.MotionPhase.Name(m.phase).removeprefix("MOTION_PHASE_")),
+            m.target_slot if m.HasField("target_slot") else None,
+            m.current_slot if m.HasField("current_slot") else None,
+        )
+    elif which == "lock_sensors":
+        s = msg.lock_sensors
+        payload = LockSensors(s.bolt_extended, s.door_closed, s.unlocked, s.tamper, s.forced)
+    elif which == "lock_commanded":
+        c2 = msg.lock_commanded
+        payload = LockCommanded(c2.action, c2.reason, c2.role, c2.request_id, c2.relock_after_s)
+    elif which == "alarm":
+        payload = Alarm(msg.alarm.code, msg.alarm.detail)
     else:
         raise ValueError("event without payload")
     return Event(msg.sequence, msg.time.ToNanoseconds(), msg.source, payload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +18,42 @@ from hwd.config import GrpcConfig
 from hwd.rpc.auth import TECH, UI
 from hwd.rpc.edge import EdgeInterceptor
 from hwd.rpc.kiosk import KioskServicer
-from hwd.rpc.pb.hwd.v1 import kiosk_pb2, kiosk_pb2_grpc
+from hwd.rpc.pb.hwd.v1 import binlock_pb2, binlock_pb2_grpc, carousel_pb2, carousel_pb2_grpc, kiosk_pb2, kiosk_pb2_grpc
+from hwd.rpc.peripherals import BinLockServicer, CarouselServicer
+from hwd.services.binlock import BinLockService
+from hwd.services.carousel import CarouselService
 from hwd.services.kiosk import KioskService
 
 log = logging.getLogger(__name__)
 
-SERVICES = (kiosk_pb2.DESCRIPTOR.services_by_name["Kiosk"].full_name,)
+KIOSK = kiosk_pb2.DESCRIPTOR.services_by_name["Kiosk"].full_name
+CAROUSEL = carousel_pb2.DESCRIPTOR.services_by_name["Carousel"].full_name
+BINLOCK = binlock_pb2.DESCRIPTOR.services_by_name["BinLock"].full_name
+
+
+@dataclass(frozen=True)
+class Service:
+    """One gRPC service to serve on both sockets: its full name and how to add it to a server."""
+
+    name: str
+    add: Callable[[aio.Server], None]
+
+
+def services(
+    kiosk: KioskService, carousel: CarouselService | None = None, lock: BinLockService | None = None
+) -> list[Service]:
+    """The services of this kiosk: Kiosk always, Carousel and BinLock when the kiosk has them."""
+    kiosk_servicer = KioskServicer(kiosk)
+    out = [Service(KIOSK, lambda s: kiosk_pb2_grpc.add_KioskServicer_to_server(kiosk_servicer, s))]
+    if carousel is not None:
+        carousel_servicer = CarouselServicer(carousel)
+        out.append(Service(CAROUSEL, lambda s: carousel_pb2_grpc.add_CarouselServicer_to_server(carousel_servicer, s)))
+    if lock is not None:
+        lock_servicer = BinLockServicer(lock)
+        out.append(Service(BINLOCK, lambda s: binlock_pb2_grpc.add_BinLockServicer_to_server(lock_servicer, s)))
+    return out
+
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -32,12 +63,13 @@ class Servers:
     """Both servers and the shared health servicer."""
 
     health: HealthServicer
+    names: tuple[str, ...]
     by_role: dict[str, aio.Server] = field(default_factory=dict)
     sockets: dict[str, Path] = field(default_factory=dict)
 
     async def set_health(self, serving: bool) -> None:
         """Marks the whole daemon and every service SERVING or NOT_SERVING."""
-        for name in ("", *SERVICES):
+        for name in ("", *self.names):
             await self.health.set(name, SERVING if serving else NOT_SERVING)
 
     async def stop(self, grace: float) -> None:
@@ -62,7 +94,7 @@ def _server(role: str, cfg: GrpcConfig) -> aio.Server:
 
 
 async def start_servers(
-    kiosk: KioskService, socket_dir: Path, cfg: GrpcConfig, tech_group: str | None = None
+    served: list[Service], socket_dir: Path, cfg: GrpcConfig, tech_group: str | None = None
 ) -> Servers:
     """Starts ui.sock and tech.sock in ``socket_dir`` (created 0750 when missing).
 
@@ -70,15 +102,16 @@ async def start_servers(
     :meth:`Servers.set_health` once the daemon is ready.
     """
     socket_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
-    servers = Servers(HealthServicer())
+    names = tuple(service.name for service in served)
+    servers = Servers(HealthServicer(), names)
     await servers.set_health(False)
-    servicer = KioskServicer(kiosk)
     for role in (UI, TECH):
         server = _server(role, cfg)
-        kiosk_pb2_grpc.add_KioskServicer_to_server(servicer, server)
+        for service in served:
+            service.add(server)
         health_pb2_grpc.add_HealthServicer_to_server(servers.health, server)
         if role == TECH:
-            reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+            reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         path = socket_dir / f"{role}.sock"
         path.unlink(missing_ok=True)  # a stale socket of a crashed daemon; the state-dir lock guards live ones
         server.add_insecure_port(f"unix:{path}")

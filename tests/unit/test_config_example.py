@@ -75,6 +75,10 @@ def _fmt(value: object) -> str:
     """A value as the example writes it."""
     if isinstance(value, str):
         return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()  # TOML spelling
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -307,3 +311,10 @@ def test_an_empty_directory_variable_is_not_the_working_directory() -> None:
     except ConfigError:
         return
     assert cfg.daemon.socket_dir is None
+
+
+def test_a_list_can_come_from_the_environment_as_a_toml_array() -> None:
+    cfg = load_config(None, env={"HWD_CAROUSEL__SLOTS": '["USB_C", "LIGHTNING"]'})
+    assert cfg.carousel.slots == ("USB_C", "LIGHTNING")
+    with pytest.raises(ConfigError, match=r"environment: carousel\.slots"):
+        load_config(None, env={"HWD_CAROUSEL__SLOTS": '["HDMI"]'})

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import typing
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hwd.model import (
+    Alarm,
+    CarouselMotion,
     CommandOutcomeUnknown,
     DaemonLifecycle,
     DeviceState,
@@ -21,6 +24,9 @@ from hwd.model import (
     LeaseChange,
     LeaseChanged,
     LifecyclePhase,
+    LockCommanded,
+    LockSensors,
+    MotionPhase,
     NoteAdded,
     payload_from_json,
     payload_to_json,
@@ -30,7 +36,7 @@ from hwd.rpc.pb.hwd.v1 import common_pb2 as pb
 
 TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)))
 TIME_NS = st.integers(min_value=0, max_value=253402300799 * 10**9)
-KINDS = ("DeviceStatusChanged", "NoteAdded", "DaemonLifecycle", "LeaseChanged", "CommandOutcomeUnknown")
+KINDS = tuple(cls.__name__ for cls in typing.get_args(EventPayload))
 
 STATUS = st.builds(
     DeviceStatus,
@@ -47,6 +53,15 @@ PAYLOAD: st.SearchStrategy[EventPayload] = st.one_of(
     st.builds(DaemonLifecycle, phase=st.sampled_from(LifecyclePhase), version=TEXT, simulated=st.booleans()),
     st.builds(LeaseChanged, change=st.sampled_from(LeaseChange), device=TEXT, holder=TEXT),
     st.builds(CommandOutcomeUnknown, request_id=TEXT, method=TEXT, started_ns=TIME_NS),
+    st.builds(
+        CarouselMotion,
+        phase=st.sampled_from(MotionPhase),
+        target_slot=st.none() | st.integers(0, 2**32 - 1),
+        current_slot=st.none() | st.integers(0, 2**32 - 1),
+    ),
+    st.builds(LockSensors, *(st.booleans() for _ in range(5))),
+    st.builds(LockCommanded, TEXT, TEXT, TEXT, TEXT, st.integers(0, 2**32 - 1)),
+    st.builds(Alarm, code=TEXT, detail=TEXT),
 )
 EVENT = st.builds(Event, sequence=st.integers(1, 2**64 - 1), time_ns=TIME_NS, source=TEXT, payload=PAYLOAD)
 JSON = st.recursive(
@@ -83,10 +98,15 @@ def test_every_payload_kind_has_its_own_oneof_field() -> None:
         DaemonLifecycle(LifecyclePhase.STARTED, "1", False),
         LeaseChanged(LeaseChange.ACQUIRED, "printer", "ui"),
         CommandOutcomeUnknown("r", "m", 1),
+        CarouselMotion(MotionPhase.ARRIVED, 3, 3),
+        LockSensors(True, True, False, False, False),
+        LockCommanded("unlock", "emptying", "tech", "r1", 30),
+        Alarm("DOOR_FORCED", "opened while locked"),
     ]
     fields = {event_to_pb(Event(1, 0, "s", p)).WhichOneof("payload") for p in payloads}
     assert None not in fields
     assert len(fields) == len(payloads) == len(KINDS)
+    assert fields == {f.name for f in pb.Event.DESCRIPTOR.oneofs_by_name["payload"].fields}
 
 
 def test_an_event_without_payload_is_refused() -> None:

@@ -255,6 +255,34 @@ LEASE_CHANGE_EXPIRED: LeaseChange.ValueType  # 4
 """It ran out without renewal."""
 Global___LeaseChange: _TypeAlias = LeaseChange  # noqa: Y015
 
+class _MotionPhase:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MotionPhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MotionPhase.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MOTION_PHASE_UNSPECIFIED: _MotionPhase.ValueType  # 0
+    """Never sent."""
+    MOTION_PHASE_STARTED: _MotionPhase.ValueType  # 1
+    """A move (or homing) began."""
+    MOTION_PHASE_ARRIVED: _MotionPhase.ValueType  # 2
+    """The target slot is in position."""
+    MOTION_PHASE_FAILED: _MotionPhase.ValueType  # 3
+    """The move stopped short (jam, fault, device gone)."""
+
+class MotionPhase(_MotionPhase, metaclass=_MotionPhaseEnumTypeWrapper):
+    """Where a carousel move stands, in CarouselMotion events."""
+
+MOTION_PHASE_UNSPECIFIED: MotionPhase.ValueType  # 0
+"""Never sent."""
+MOTION_PHASE_STARTED: MotionPhase.ValueType  # 1
+"""A move (or homing) began."""
+MOTION_PHASE_ARRIVED: MotionPhase.ValueType  # 2
+"""The target slot is in position."""
+MOTION_PHASE_FAILED: MotionPhase.ValueType  # 3
+"""The move stopped short (jam, fault, device gone)."""
+Global___MotionPhase: _TypeAlias = MotionPhase  # noqa: Y015
+
 @_typing.final
 class DeviceStatus(_message.Message):
     """The status of one device (or of the daemon itself, device "daemon")."""
@@ -482,6 +510,145 @@ class CommandOutcomeUnknown(_message.Message):
 Global___CommandOutcomeUnknown: _TypeAlias = CommandOutcomeUnknown  # noqa: Y015
 
 @_typing.final
+class CarouselMotion(_message.Message):
+    """Payload: the carousel started, finished or failed a move."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    TARGET_SLOT_FIELD_NUMBER: _builtins.int
+    CURRENT_SLOT_FIELD_NUMBER: _builtins.int
+    phase: Global___MotionPhase.ValueType
+    """What happened."""
+    target_slot: _builtins.int
+    """The slot asked for; absent for homing."""
+    current_slot: _builtins.int
+    """The slot in position at that moment; absent between slots."""
+    def __init__(
+        self,
+        *,
+        phase: Global___MotionPhase.ValueType = ...,
+        target_slot: _builtins.int | None = ...,
+        current_slot: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_slot", b"_current_slot", "_target_slot", b"_target_slot", "current_slot", b"current_slot", "target_slot", b"target_slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_slot", b"_current_slot", "_target_slot", b"_target_slot", "current_slot", b"current_slot", "phase", b"phase", "target_slot", b"target_slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__current_slot: _TypeAlias = _typing.Literal["current_slot"]  # noqa: Y015
+    _WhichOneofArgType__current_slot: _TypeAlias = _typing.Literal["_current_slot", b"_current_slot"]  # noqa: Y015
+    _WhichOneofReturnType__target_slot: _TypeAlias = _typing.Literal["target_slot"]  # noqa: Y015
+    _WhichOneofArgType__target_slot: _TypeAlias = _typing.Literal["_target_slot", b"_target_slot"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__current_slot) -> _WhichOneofReturnType__current_slot | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__target_slot) -> _WhichOneofReturnType__target_slot | None: ...
+
+Global___CarouselMotion: _TypeAlias = CarouselMotion  # noqa: Y015
+
+@_typing.final
+class LockSensors(_message.Message):
+    """Payload: the bin lock's sensors changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOLT_EXTENDED_FIELD_NUMBER: _builtins.int
+    DOOR_CLOSED_FIELD_NUMBER: _builtins.int
+    UNLOCKED_FIELD_NUMBER: _builtins.int
+    TAMPER_FIELD_NUMBER: _builtins.int
+    FORCED_FIELD_NUMBER: _builtins.int
+    bolt_extended: _builtins.bool
+    """Bolt sensor: the bolt is out."""
+    door_closed: _builtins.bool
+    """Door sensor: the door is shut."""
+    unlocked: _builtins.bool
+    """The unlock output is energised."""
+    tamper: _builtins.bool
+    """The tamper switch tripped (latched)."""
+    forced: _builtins.bool
+    """The door was opened while locked (latched)."""
+    def __init__(
+        self,
+        *,
+        bolt_extended: _builtins.bool = ...,
+        door_closed: _builtins.bool = ...,
+        unlocked: _builtins.bool = ...,
+        tamper: _builtins.bool = ...,
+        forced: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bolt_extended", b"bolt_extended", "door_closed", b"door_closed", "forced", b"forced", "tamper", b"tamper", "unlocked", b"unlocked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockSensors: _TypeAlias = LockSensors  # noqa: Y015
+
+@_typing.final
+class LockCommanded(_message.Message):
+    """Payload: an unlock or lock was commanded; journaled before the output is written (the audit trail)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RELOCK_AFTER_S_FIELD_NUMBER: _builtins.int
+    action: _builtins.str
+    """"unlock" or "lock"."""
+    reason: _builtins.str
+    """The caller's reason (unlock only)."""
+    role: _builtins.str
+    """The socket role the command came from: "ui" or "tech"."""
+    request_id: _builtins.str
+    """The command's request id."""
+    relock_after_s: _builtins.int
+    """The relock delay asked for, in seconds (unlock only; 0 = the controller's default)."""
+    def __init__(
+        self,
+        *,
+        action: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        role: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        relock_after_s: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "reason", b"reason", "relock_after_s", b"relock_after_s", "request_id", b"request_id", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockCommanded: _TypeAlias = LockCommanded  # noqa: Y015
+
+@_typing.final
+class Alarm(_message.Message):
+    """Payload: a condition that needs someone's attention."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """Stable code: DOOR_LEFT_OPEN, DOOR_FORCED, TAMPER."""
+    detail: _builtins.str
+    """Human-readable detail."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "detail", b"detail"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Alarm: _TypeAlias = Alarm  # noqa: Y015
+
+@_typing.final
 class Event(_message.Message):
     """One journaled event. Sequence numbers only grow and survive restarts."""
 
@@ -495,6 +662,10 @@ class Event(_message.Message):
     DAEMON_LIFECYCLE_FIELD_NUMBER: _builtins.int
     LEASE_CHANGED_FIELD_NUMBER: _builtins.int
     COMMAND_OUTCOME_UNKNOWN_FIELD_NUMBER: _builtins.int
+    CAROUSEL_MOTION_FIELD_NUMBER: _builtins.int
+    LOCK_SENSORS_FIELD_NUMBER: _builtins.int
+    LOCK_COMMANDED_FIELD_NUMBER: _builtins.int
+    ALARM_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the journal, starting at 1, without gaps or reuse."""
     source: _builtins.str
@@ -523,6 +694,22 @@ class Event(_message.Message):
     def command_outcome_unknown(self) -> Global___CommandOutcomeUnknown:
         """A command's outcome is unknown after a crash."""
 
+    @_builtins.property
+    def carousel_motion(self) -> Global___CarouselMotion:
+        """The carousel moved."""
+
+    @_builtins.property
+    def lock_sensors(self) -> Global___LockSensors:
+        """The bin lock's sensors changed."""
+
+    @_builtins.property
+    def lock_commanded(self) -> Global___LockCommanded:
+        """An unlock or lock was commanded."""
+
+    @_builtins.property
+    def alarm(self) -> Global___Alarm:
+        """An alarm (door left open, forced door, tamper)."""
+
     def __init__(
         self,
         *,
@@ -534,12 +721,16 @@ class Event(_message.Message):
         daemon_lifecycle: Global___DaemonLifecycle | None = ...,
         lease_changed: Global___LeaseChanged | None = ...,
         command_outcome_unknown: Global___CommandOutcomeUnknown | None = ...,
+        carousel_motion: Global___CarouselMotion | None = ...,
+        lock_sensors: Global___LockSensors | None = ...,
+        lock_commanded: Global___LockCommanded | None = ...,
+        alarm: Global___Alarm | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "note_added", b"note_added", "payload", b"payload", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "note_added", b"note_added", "payload", b"payload", "sequence", b"sequence", "source", b"source", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "sequence", b"sequence", "source", b"source", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["device_status_changed", "note_added", "daemon_lifecycle", "lease_changed", "command_outcome_unknown"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["device_status_changed", "note_added", "daemon_lifecycle", "lease_changed", "command_outcome_unknown", "carousel_motion", "lock_sensors", "lock_commanded", "alarm"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

@@ -1,0 +1,84 @@
+"""A device whose controller is read on a schedule (Modbus masters poll: the controllers never push).
+
+One supervised task reads the state, keeps the latest, turns it into a DeviceStatus and events,
+and marks the device OFFLINE while it does not answer; watchers are woken on every change.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Generic, TypeVar
+
+from hwd.errors import DeviceUnavailable, HwdError
+from hwd.model import DeviceState
+from hwd.services.registry import DeviceRegistry
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+
+class PolledDevice(abc.ABC, Generic[S]):
+    """Base of the carousel and bin lock services.
+
+    :param name: the device name in the registry ("carousel", "lock").
+    :param registry: where its DeviceStatus goes.
+    :param poll_s: seconds between two reads of the controller.
+    """
+
+    def __init__(self, name: str, registry: DeviceRegistry, poll_s: float) -> None:
+        self.name = name
+        self.registry = registry
+        self.poll_s = poll_s
+        self.current: S | None = None
+        self._changed = asyncio.Event()
+        self._commanding = asyncio.Lock()
+
+    async def one_at_a_time(self, action: Callable[[], Awaitable[T]]) -> T:
+        """Runs a command alone: a controller's command counter has one owner at a time."""
+        async with self._commanding:
+            return await action()
+
+    @abc.abstractmethod
+    async def read(self) -> S:
+        """Reads the controller once (opening it if needed). :raises DeviceUnavailable:"""
+
+    @abc.abstractmethod
+    async def observe(self, state: S) -> None:
+        """Turns a fresh reading into status and events."""
+
+    async def refresh(self) -> S:
+        """Reads the controller now and records the result. :raises DeviceUnavailable:"""
+        state = await self.read()
+        if state != self.current:
+            self.current = state
+            self._changed.set()
+            self._changed = asyncio.Event()
+        await self.observe(state)
+        return state
+
+    async def run(self) -> None:
+        """The polling task (supervised): runs until cancelled; a silent controller is OFFLINE."""
+        while True:
+            try:
+                await self.refresh()
+            except DeviceUnavailable as exc:
+                if self.current is not None:
+                    self.current = None
+                    self._changed.set()
+                    self._changed = asyncio.Event()
+                await self.registry.set(self.name, DeviceState.OFFLINE, exc.reason, exc.message, exc.hint)
+            except HwdError as exc:
+                log.warning("reading %s failed: %s", self.name, exc.message)
+            await asyncio.sleep(self.poll_s)  # the poll period of the bus, not a wait for our own state
+
+    async def watch(self) -> AsyncIterator[S | None]:
+        """The state now, then after every change (None while the controller does not answer)."""
+        while True:
+            changed = self._changed
+            yield self.current
+            await changed.wait()
