@@ -170,7 +170,7 @@ class CarouselService(PolledDevice[CarouselState]):
         st = await self.refresh()
         if st.fault:
             raise DeviceNotReady(f"carousel fault {st.fault_name}", device=NAME, hint=JAM_HINT)
-        if False:
+        if not st.homed:
             raise DeviceNotReady("the carousel is not homed", device=NAME, hint="Home the carousel first.")
         return st
 
