@@ -23,6 +23,9 @@ class Counts:
     idle_seconds: float = 2.0
     append_warmup: int = 50
     append_notes: int = 1000
+    select_calls: int = 100
+    modbus_seconds: float = 3.0
+    unlock_cycles: int = 50
 
 
 FULL = Counts()
@@ -37,6 +40,9 @@ QUICK = Counts(
     cli_runs=2,
     append_warmup=10,
     append_notes=100,
+    select_calls=20,
+    modbus_seconds=1.0,
+    unlock_cycles=10,
 )
 
 

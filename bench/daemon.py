@@ -189,14 +189,17 @@ class HwdDaemon(ServerProcess):
 
     :param root: a directory of its own.
     :param env: extra environment (e.g. ``HWD_EVENTS__SUBSCRIBER_QUEUE``).
+    :param simulated: serve the simulated kiosk (``--simulated``), its simulator in ``root``/run/sim.
     """
 
-    def __init__(self, root: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, root: Path, env: Mapping[str, str] | None = None, *, simulated: bool = False) -> None:
         self.root = root
         self.socket_dir = root / "run"
         self.state_dir = root / "state"
         argv = [sys.executable, "-m", "hwd", "serve", "--socket-dir", str(self.socket_dir)]
         argv += ["--state-dir", str(self.state_dir)]
+        if simulated:
+            argv.append("--simulated")
         super().__init__(argv, "hwd ", root / "hwd.log", clean_env(env), "hwd serve")
 
     def target(self, role: str) -> str:

@@ -152,7 +152,7 @@ class BinLockService(PolledDevice[LockState]):
         while (st := await self.refresh()).bolt_extended != extended and not st.fault:
             if time.monotonic() > deadline:
                 break
-            await asyncio.sleep(self.poll_s / 4)
+            await asyncio.sleep(self.command_poll_s)
         if st.bolt_extended != extended:
             where = "extend: the bin is NOT locked" if extended else "retract: the bin is still locked"
             hint = "Check the bolt and its sensor."

@@ -206,7 +206,7 @@ class CarouselService(PolledDevice[CarouselState]):
         while not done(st := await self.refresh()):
             if time.monotonic() > deadline:
                 raise await self._failed(st, f"the carousel did not complete {what} in {self.move_timeout_s:g} s")
-            await asyncio.sleep(self.poll_s)
+            await asyncio.sleep(self.command_poll_s)
         if st.fault and not st.over_current:  # a short found by a cable test is a result, not a failure
             raise await self._failed(st, f"the carousel failed on the way to {what}: {st.fault_name}")
         return st

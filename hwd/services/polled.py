@@ -18,6 +18,10 @@ from hwd.services.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
 
+# While a command waits for the hardware (a move, the bolt), the controller is read this often:
+# a Modbus transaction takes well under a millisecond, and the caller waits on every read.
+COMMAND_POLL_S = 0.01
+
 S = TypeVar("S")
 T = TypeVar("T")
 
@@ -50,6 +54,11 @@ class PolledDevice(abc.ABC, Generic[S]):
     @abc.abstractmethod
     async def observe(self, state: S) -> None:
         """Turns a fresh reading into status and events."""
+
+    @property
+    def command_poll_s(self) -> float:
+        """How often a waiting command reads the controller (never slower than the background poll)."""
+        return min(self.poll_s, COMMAND_POLL_S)
 
     async def refresh(self) -> S:
         """Reads the controller now and records the result. :raises DeviceUnavailable:"""
