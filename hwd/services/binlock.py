@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from hwd.errors import DeviceUnavailable, HardwareFault, HwdError, InvalidArgument
+from hwd.errors import HardwareFault, HwdError, InvalidArgument
 from hwd.model import Alarm, DeviceState, LockCommanded, LockSensors, LockState
 from hwd.services.commands import CommandRunner
 from hwd.services.controllers import BinLockController
@@ -44,26 +44,14 @@ class BinLockService(PolledDevice[LockState]):
         poll_s: float = 0.2,
         door_alarm_s: float = 120.0,
     ) -> None:
-        super().__init__(NAME, registry, poll_s)
+        super().__init__(NAME, controller, registry, poll_s)
         self.controller = controller
         self.bus = bus
         self.commands = commands
         self.leases = leases
         self.door_alarm_s = door_alarm_s
-        self.identity = ""
         self._sensors: LockSensors | None = None
         self._alarmed: set[str] = set()
-
-    async def read(self) -> LockState:
-        if not self.identity:
-            await self.controller.open()
-            ident = await self.controller.identity()
-            self.identity = f"HW {ident.model:#06x} firmware {ident.firmware}"
-        try:
-            return await self.controller.state()
-        except DeviceUnavailable:
-            self.identity = ""
-            raise
 
     async def observe(self, state: LockState) -> None:
         sensors = LockSensors(state.bolt_extended, state.door_closed, state.unlock_output, state.tamper, state.forced)

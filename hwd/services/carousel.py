@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hwd.errors import DeviceNotReady, DeviceUnavailable, HardwareFault, HwdError, InvalidArgument
+from hwd.errors import DeviceNotReady, HardwareFault, HwdError, InvalidArgument
 from hwd.model import CableTest, CarouselMotion, CarouselState, Connector, DeviceState, MotionPhase
 from hwd.services.commands import CommandRunner
 from hwd.services.controllers import CarouselController
@@ -43,26 +43,14 @@ class CarouselService(PolledDevice[CarouselState]):
         poll_s: float = 0.1,
         move_timeout_s: float = 30.0,
     ) -> None:
-        super().__init__(NAME, registry, poll_s)
+        super().__init__(NAME, controller, registry, poll_s)
         self.controller = controller
         self.bus = bus
         self.commands = commands
         self.leases = leases
         self.configured = slots
         self.move_timeout_s = move_timeout_s
-        self.identity = ""
         self.cable_tests: dict[int, CableTest] = {}  # results of TestCable since start
-
-    async def read(self) -> CarouselState:
-        if not self.identity:
-            await self.controller.open()
-            ident = await self.controller.identity()
-            self.identity = f"HW {ident.model:#06x} firmware {ident.firmware}"
-        try:
-            return await self.controller.state()
-        except DeviceUnavailable:
-            self.identity = ""  # re-open and re-identify once it answers again
-            raise
 
     async def observe(self, state: CarouselState) -> None:
         await self.registry.set(NAME, *self.status_of(state))

@@ -10,10 +10,10 @@ import abc
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from hwd.errors import DeviceUnavailable, HwdError
-from hwd.model import DeviceState
+from hwd.model import ControllerIdentity, DeviceState
 from hwd.services.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
@@ -23,19 +23,33 @@ log = logging.getLogger(__name__)
 COMMAND_POLL_S = 0.01
 
 S = TypeVar("S")
+S_co = TypeVar("S_co", covariant=True)
 T = TypeVar("T")
+
+
+class Readable(Protocol[S_co]):
+    """What polling needs of a controller."""
+
+    async def open(self) -> None: ...
+
+    async def identity(self) -> ControllerIdentity: ...
+
+    async def state(self) -> S_co: ...
 
 
 class PolledDevice(abc.ABC, Generic[S]):
     """Base of the carousel and bin lock services.
 
     :param name: the device name in the registry ("carousel", "lock").
+    :param source: the controller to read.
     :param registry: where its DeviceStatus goes.
     :param poll_s: seconds between two reads of the controller.
     """
 
-    def __init__(self, name: str, registry: DeviceRegistry, poll_s: float) -> None:
+    def __init__(self, name: str, source: Readable[S], registry: DeviceRegistry, poll_s: float) -> None:
         self.name = name
+        self.identity = ""  # "HW 0x0c01 firmware 1.2" once the controller answered
+        self._source = source
         self.registry = registry
         self.poll_s = poll_s
         self.current: S | None = None
@@ -47,9 +61,20 @@ class PolledDevice(abc.ABC, Generic[S]):
         async with self._commanding:
             return await action()
 
-    @abc.abstractmethod
     async def read(self) -> S:
-        """Reads the controller once (opening it if needed). :raises DeviceUnavailable:"""
+        """Reads the controller once, opening and identifying it first when needed.
+
+        :raises DeviceUnavailable: it does not answer (it is opened again on the next read).
+        """
+        if not self.identity:
+            await self._source.open()
+            ident = await self._source.identity()
+            self.identity = f"HW {ident.model:#06x} firmware {ident.firmware}"
+        try:
+            return await self._source.state()
+        except DeviceUnavailable:
+            self.identity = ""
+            raise
 
     @abc.abstractmethod
     async def observe(self, state: S) -> None:
