@@ -14,6 +14,7 @@ from hwd.model.events import (
     LockSensors,
     MotionPhase,
     NoteAdded,
+    PrintJobChanged,
     payload_from_json,
     payload_to_json,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "LockState",
     "MotionPhase",
     "NoteAdded",
+    "PrintJobChanged",
     "payload_from_json",
     "payload_to_json",
 ]

@@ -102,6 +102,16 @@ class Alarm:
     detail: str
 
 
+@dataclass(frozen=True)
+class PrintJobChanged:
+    """A print job changed state (QUEUED, PRINTING, DONE, FAILED, OUTCOME_UNKNOWN)."""
+
+    job_id: str
+    state: str
+    reason: str
+    bytes: int
+
+
 EventPayload = (
     DeviceStatusChanged
     | NoteAdded
@@ -112,13 +122,14 @@ EventPayload = (
     | LockSensors
     | LockCommanded
     | Alarm
+    | PrintJobChanged
 )
 
 _KINDS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         DeviceStatusChanged, NoteAdded, DaemonLifecycle, LeaseChanged, CommandOutcomeUnknown,
-        CarouselMotion, LockSensors, LockCommanded, Alarm,
+        CarouselMotion, LockSensors, LockCommanded, Alarm, PrintJobChanged,
     )
 }  # fmt: skip
 

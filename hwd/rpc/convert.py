@@ -24,6 +24,7 @@ from hwd.model import (
     LockSensors,
     MotionPhase,
     NoteAdded,
+    PrintJobChanged,
 )
 from hwd.rpc.pb.hwd.v1 import common_pb2 as pb
 
@@ -96,6 +97,8 @@ def event_to_pb(event: Event) -> pb.Event:
             msg.lock_commanded.CopyFrom(pb.LockCommanded(**dataclasses.asdict(p)))
         case Alarm():
             msg.alarm.CopyFrom(pb.Alarm(code=p.code, detail=p.detail))
+        case PrintJobChanged():
+            msg.print_job_changed.CopyFrom(pb.PrintJobChanged(**dataclasses.asdict(p)))
     return msg
 
 
@@ -134,6 +137,9 @@ def event_from_pb(msg: pb.Event) -> Event:
         payload = LockCommanded(c2.action, c2.reason, c2.role, c2.request_id, c2.relock_after_s)
     elif which == "alarm":
         payload = Alarm(msg.alarm.code, msg.alarm.detail)
+    elif which == "print_job_changed":
+        j = msg.print_job_changed
+        payload = PrintJobChanged(j.job_id, j.state, j.reason, j.bytes)
     else:
         raise ValueError("event without payload")
     return Event(msg.sequence, msg.time.ToNanoseconds(), msg.source, payload)

@@ -28,6 +28,7 @@ from hwd.model import (
     LockSensors,
     MotionPhase,
     NoteAdded,
+    PrintJobChanged,
     payload_from_json,
     payload_to_json,
 )
@@ -62,6 +63,7 @@ PAYLOAD: st.SearchStrategy[EventPayload] = st.one_of(
     st.builds(LockSensors, *(st.booleans() for _ in range(5))),
     st.builds(LockCommanded, TEXT, TEXT, TEXT, TEXT, st.integers(0, 2**32 - 1)),
     st.builds(Alarm, code=TEXT, detail=TEXT),
+    st.builds(PrintJobChanged, TEXT, TEXT, TEXT, st.integers(0, 2**64 - 1)),
 )
 EVENT = st.builds(Event, sequence=st.integers(1, 2**64 - 1), time_ns=TIME_NS, source=TEXT, payload=PAYLOAD)
 JSON = st.recursive(
@@ -102,6 +104,7 @@ def test_every_payload_kind_has_its_own_oneof_field() -> None:
         LockSensors(True, True, False, False, False),
         LockCommanded("unlock", "emptying", "tech", "r1", 30),
         Alarm("DOOR_FORCED", "opened while locked"),
+        PrintJobChanged("j1", "DONE", "", 512),
     ]
     fields = {event_to_pb(Event(1, 0, "s", p)).WhichOneof("payload") for p in payloads}
     assert None not in fields

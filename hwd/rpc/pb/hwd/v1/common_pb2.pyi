@@ -649,6 +649,40 @@ class Alarm(_message.Message):
 Global___Alarm: _TypeAlias = Alarm  # noqa: Y015
 
 @_typing.final
+class PrintJobChanged(_message.Message):
+    """Payload: a print job changed state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job id."""
+    state: _builtins.str
+    """Its new state: "QUEUED", "PRINTING", "DONE", "FAILED", "OUTCOME_UNKNOWN"."""
+    reason: _builtins.str
+    """Why it failed; empty otherwise."""
+    bytes: _builtins.int
+    """Bytes sent to the printer so far."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "job_id", b"job_id", "reason", b"reason", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrintJobChanged: _TypeAlias = PrintJobChanged  # noqa: Y015
+
+@_typing.final
 class Event(_message.Message):
     """One journaled event. Sequence numbers only grow and survive restarts."""
 
@@ -666,6 +700,7 @@ class Event(_message.Message):
     LOCK_SENSORS_FIELD_NUMBER: _builtins.int
     LOCK_COMMANDED_FIELD_NUMBER: _builtins.int
     ALARM_FIELD_NUMBER: _builtins.int
+    PRINT_JOB_CHANGED_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the journal, starting at 1, without gaps or reuse."""
     source: _builtins.str
@@ -710,6 +745,10 @@ class Event(_message.Message):
     def alarm(self) -> Global___Alarm:
         """An alarm (door left open, forced door, tamper)."""
 
+    @_builtins.property
+    def print_job_changed(self) -> Global___PrintJobChanged:
+        """A print job changed state."""
+
     def __init__(
         self,
         *,
@@ -725,12 +764,13 @@ class Event(_message.Message):
         lock_sensors: Global___LockSensors | None = ...,
         lock_commanded: Global___LockCommanded | None = ...,
         alarm: Global___Alarm | None = ...,
+        print_job_changed: Global___PrintJobChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "print_job_changed", b"print_job_changed", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "sequence", b"sequence", "source", b"source", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "print_job_changed", b"print_job_changed", "sequence", b"sequence", "source", b"source", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["device_status_changed", "note_added", "daemon_lifecycle", "lease_changed", "command_outcome_unknown", "carousel_motion", "lock_sensors", "lock_commanded", "alarm"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["device_status_changed", "note_added", "daemon_lifecycle", "lease_changed", "command_outcome_unknown", "carousel_motion", "lock_sensors", "lock_commanded", "alarm", "print_job_changed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahwd/sim/v1/simulator.proto\x12\nhwd.sim.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x01\n\x0c\x46\x61ultRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05\x66\x61ult\x18\x02 \x01(\t\x12\x34\n\x06params\x18\x03 \x03(\x0b\x32$.hwd.sim.v1.FaultRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\rFaultResponse\x12%\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x15.hwd.sim.v1.SimDevice\"\x12\n\x10GetStatusRequest\"X\n\tSimDevice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x61ults\x18\x05 \x03(\t\"\x9d\x01\n\x11GetStatusResponse\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12+\n\x07started\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x65ndpoints_file\x18\x03 \x01(\t\x12&\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x15.hwd.sim.v1.SimDevice\x12\x0e\n\x06resets\x18\x05 \x01(\r\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"\x11\n\x0fShutdownRequest\"\x12\n\x10ShutdownResponse2\x98\x02\n\tSimulator\x12H\n\tGetStatus\x12\x1c.hwd.sim.v1.GetStatusRequest\x1a\x1d.hwd.sim.v1.GetStatusResponse\x12<\n\x05Reset\x12\x18.hwd.sim.v1.ResetRequest\x1a\x19.hwd.sim.v1.ResetResponse\x12\x45\n\x08Shutdown\x12\x1b.hwd.sim.v1.ShutdownRequest\x1a\x1c.hwd.sim.v1.ShutdownResponse\x12<\n\x05\x46\x61ult\x12\x18.hwd.sim.v1.FaultRequest\x1a\x19.hwd.sim.v1.FaultResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahwd/sim/v1/simulator.proto\x12\nhwd.sim.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x01\n\x0c\x46\x61ultRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05\x66\x61ult\x18\x02 \x01(\t\x12\x34\n\x06params\x18\x03 \x03(\x0b\x32$.hwd.sim.v1.FaultRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\rFaultResponse\x12%\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x15.hwd.sim.v1.SimDevice\"\x12\n\x10GetStatusRequest\"k\n\tSimDevice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x61ults\x18\x05 \x03(\t\x12\x11\n\tartifacts\x18\x06 \x03(\t\"\x9d\x01\n\x11GetStatusResponse\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12+\n\x07started\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x65ndpoints_file\x18\x03 \x01(\t\x12&\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x15.hwd.sim.v1.SimDevice\x12\x0e\n\x06resets\x18\x05 \x01(\r\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"\x11\n\x0fShutdownRequest\"\x12\n\x10ShutdownResponse2\x98\x02\n\tSimulator\x12H\n\tGetStatus\x12\x1c.hwd.sim.v1.GetStatusRequest\x1a\x1d.hwd.sim.v1.GetStatusResponse\x12<\n\x05Reset\x12\x18.hwd.sim.v1.ResetRequest\x1a\x19.hwd.sim.v1.ResetResponse\x12\x45\n\x08Shutdown\x12\x1b.hwd.sim.v1.ShutdownRequest\x1a\x1c.hwd.sim.v1.ShutdownResponse\x12<\n\x05\x46\x61ult\x12\x18.hwd.sim.v1.FaultRequest\x1a\x19.hwd.sim.v1.FaultResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,17 +43,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATUSREQUEST']._serialized_start=280
   _globals['_GETSTATUSREQUEST']._serialized_end=298
   _globals['_SIMDEVICE']._serialized_start=300
-  _globals['_SIMDEVICE']._serialized_end=388
-  _globals['_GETSTATUSRESPONSE']._serialized_start=391
-  _globals['_GETSTATUSRESPONSE']._serialized_end=548
-  _globals['_RESETREQUEST']._serialized_start=550
-  _globals['_RESETREQUEST']._serialized_end=564
-  _globals['_RESETRESPONSE']._serialized_start=566
-  _globals['_RESETRESPONSE']._serialized_end=581
-  _globals['_SHUTDOWNREQUEST']._serialized_start=583
-  _globals['_SHUTDOWNREQUEST']._serialized_end=600
-  _globals['_SHUTDOWNRESPONSE']._serialized_start=602
-  _globals['_SHUTDOWNRESPONSE']._serialized_end=620
-  _globals['_SIMULATOR']._serialized_start=623
-  _globals['_SIMULATOR']._serialized_end=903
+  _globals['_SIMDEVICE']._serialized_end=407
+  _globals['_GETSTATUSRESPONSE']._serialized_start=410
+  _globals['_GETSTATUSRESPONSE']._serialized_end=567
+  _globals['_RESETREQUEST']._serialized_start=569
+  _globals['_RESETREQUEST']._serialized_end=583
+  _globals['_RESETRESPONSE']._serialized_start=585
+  _globals['_RESETRESPONSE']._serialized_end=600
+  _globals['_SHUTDOWNREQUEST']._serialized_start=602
+  _globals['_SHUTDOWNREQUEST']._serialized_end=619
+  _globals['_SHUTDOWNRESPONSE']._serialized_start=621
+  _globals['_SHUTDOWNRESPONSE']._serialized_end=639
+  _globals['_SIMULATOR']._serialized_start=642
+  _globals['_SIMULATOR']._serialized_end=922
 # @@protoc_insertion_point(module_scope)

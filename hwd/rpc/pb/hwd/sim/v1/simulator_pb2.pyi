@@ -125,6 +125,7 @@ class SimDevice(_message.Message):
     ENDPOINT_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     FAULTS_FIELD_NUMBER: _builtins.int
+    ARTIFACTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Device name, as in the endpoints file."""
     kind: _builtins.str
@@ -137,6 +138,10 @@ class SimDevice(_message.Message):
     def faults(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The faults and actions this device accepts (see Fault)."""
 
+    @_builtins.property
+    def artifacts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Files the device produced, oldest first (e.g. the PNG of each receipt a printer cut)."""
+
     def __init__(
         self,
         *,
@@ -145,10 +150,11 @@ class SimDevice(_message.Message):
         endpoint: _builtins.str = ...,
         state: _builtins.str = ...,
         faults: _abc.Iterable[_builtins.str] | None = ...,
+        artifacts: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "faults", b"faults", "kind", b"kind", "name", b"name", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts", b"artifacts", "endpoint", b"endpoint", "faults", b"faults", "kind", b"kind", "name", b"name", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
