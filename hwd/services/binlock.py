@@ -13,7 +13,7 @@ from hwd.services.commands import CommandRunner
 from hwd.services.controllers import BinLockController
 from hwd.services.events import EventBus
 from hwd.services.leases import LeaseTable
-from hwd.services.polled import PolledDevice
+from hwd.services.polled import ControllerDevice
 from hwd.services.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ TAMPER_HINT = (
 )
 
 
-class BinLockService(PolledDevice[LockState]):
+class BinLockService(ControllerDevice[LockState]):
     """Drives one bin lock controller.
 
     :param door_alarm_s: seconds the door may stay open before a DOOR_LEFT_OPEN alarm.

@@ -14,7 +14,7 @@ from hwd.services.commands import CommandRunner
 from hwd.services.controllers import CarouselController
 from hwd.services.events import EventBus
 from hwd.services.leases import LeaseTable
-from hwd.services.polled import PolledDevice
+from hwd.services.polled import ControllerDevice
 from hwd.services.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ JAM_HINT = "Clear the obstruction in the carousel, then home it (hwd carousel ho
 Status = tuple[DeviceState, str, str, str]
 
 
-class CarouselService(PolledDevice[CarouselState]):
+class CarouselService(ControllerDevice[CarouselState]):
     """Drives one carousel controller.
 
     :param slots: the configured connector of each slot; empty to trust the controller's map.

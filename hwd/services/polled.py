@@ -38,18 +38,15 @@ class Readable(Protocol[S_co]):
 
 
 class PolledDevice(abc.ABC, Generic[S]):
-    """Base of the carousel and bin lock services.
+    """Base of the services of polled devices (carousel, bin lock, printer).
 
-    :param name: the device name in the registry ("carousel", "lock").
-    :param source: the controller to read.
+    :param name: the device name in the registry ("carousel", "lock", "printer").
     :param registry: where its DeviceStatus goes.
-    :param poll_s: seconds between two reads of the controller.
+    :param poll_s: seconds between two reads of the device.
     """
 
-    def __init__(self, name: str, source: Readable[S], registry: DeviceRegistry, poll_s: float) -> None:
+    def __init__(self, name: str, registry: DeviceRegistry, poll_s: float) -> None:
         self.name = name
-        self.identity = ""  # "HW 0x0c01 firmware 1.2" once the controller answered
-        self._source = source
         self.registry = registry
         self.poll_s = poll_s
         self.current: S | None = None
@@ -61,20 +58,9 @@ class PolledDevice(abc.ABC, Generic[S]):
         async with self._commanding:
             return await action()
 
+    @abc.abstractmethod
     async def read(self) -> S:
-        """Reads the controller once, opening and identifying it first when needed.
-
-        :raises DeviceUnavailable: it does not answer (it is opened again on the next read).
-        """
-        if not self.identity:
-            await self._source.open()
-            ident = await self._source.identity()
-            self.identity = f"HW {ident.model:#06x} firmware {ident.firmware}"
-        try:
-            return await self._source.state()
-        except DeviceUnavailable:
-            self.identity = ""
-            raise
+        """Reads the device once (opening it if needed). :raises DeviceUnavailable:"""
 
     @abc.abstractmethod
     async def observe(self, state: S) -> None:
@@ -116,3 +102,30 @@ class PolledDevice(abc.ABC, Generic[S]):
             changed = self._changed
             yield self.current
             await changed.wait()
+
+
+class ControllerDevice(PolledDevice[S]):
+    """A polled device behind a controller that identifies itself (the Modbus controllers).
+
+    :param source: the controller to read.
+    """
+
+    def __init__(self, name: str, source: Readable[S], registry: DeviceRegistry, poll_s: float) -> None:
+        super().__init__(name, registry, poll_s)
+        self.identity = ""  # "HW 0x0c01 firmware 1.2" once the controller answered
+        self._source = source
+
+    async def read(self) -> S:
+        """Reads the controller once, opening and identifying it first when needed.
+
+        :raises DeviceUnavailable: it does not answer (it is opened again on the next read).
+        """
+        if not self.identity:
+            await self._source.open()
+            ident = await self._source.identity()
+            self.identity = f"HW {ident.model:#06x} firmware {ident.firmware}"
+        try:
+            return await self._source.state()
+        except DeviceUnavailable:
+            self.identity = ""
+            raise
