@@ -7,6 +7,7 @@ naming the file, the key and the reason, so the daemon stops at start instead of
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -121,6 +122,27 @@ class BinLockConfig(_Section):
     door_alarm_s: float = Field(default=120.0, gt=0, le=3600)
 
 
+class PrinterConfig(_Section):
+    """The thermal receipt printer (ESC/POS)."""
+
+    enabled: bool = False
+    # "tcp:HOST:PORT" (network, port 9100), "serial:/dev/hwd/printer[:BAUD]" or "usb:VID:PID" (hex).
+    target: str = "usb:04b8:0202"
+    # A python-escpos printer profile (the model's capabilities).
+    profile: str = "TM-T88V"
+    # A PNG or BMP printed at the top of vouchers; None for no logo.
+    logo: Path | None = None
+    poll_s: float = Field(default=1.0, ge=0.1, le=60)
+    timeout_s: float = Field(default=2.0, gt=0, le=30)
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        if not re.fullmatch(r"tcp:[^:]+:\d{1,5}|serial:/\S+|usb:[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", value):
+            raise ValueError('expected "tcp:HOST:PORT", "serial:/dev/PATH[:BAUD]" or "usb:VID:PID" (hex)')
+        return value
+
+
 class SimulatorConfig(_Section):
     """The simulated kiosk started by `hwd serve --simulated`."""
 
@@ -138,6 +160,7 @@ class Config(_Section):
     modbus: ModbusConfig = ModbusConfig()
     carousel: CarouselConfig = CarouselConfig()
     binlock: BinLockConfig = BinLockConfig()
+    printer: PrinterConfig = PrinterConfig()
 
     def socket_dir(self) -> Path:
         """The runtime directory of ui.sock and tech.sock: /run/hwd as root, else $XDG_RUNTIME_DIR/hwd."""

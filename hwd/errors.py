@@ -81,6 +81,13 @@ class UnknownLease(HwdError):
     default_hint = "Acquire the lease again."
 
 
+class UnknownJob(HwdError):
+    """No print job has that id."""
+
+    kind = ErrorKind.NOT_FOUND
+    reason = "UNKNOWN_JOB"
+
+
 class LeaseHeld(HwdError):
     """Another client holds the device's lease."""
 

@@ -72,6 +72,10 @@ class Journal:
         """Records how a command ended."""
         await self._run(lambda: self.store.finish_command(request_id, state, outcome, error))
 
+    async def get_command(self, request_id: str) -> CommandRecord | None:
+        """The command journaled under ``request_id``, if any."""
+        return await self._run(lambda: self.store.get_command(request_id))
+
     async def mark_unfinished_unknown(self) -> list[CommandRecord]:
         """Turns commands left PENDING by a crash into OUTCOME_UNKNOWN and returns them."""
         return await self._run(self.store.mark_unfinished_unknown)

@@ -196,8 +196,8 @@ def test_unknown_key(tmp_path: Path) -> None:
 
 
 def test_unknown_section(tmp_path: Path) -> None:
-    path = _write(tmp_path, "[printer]\nport = 9100\n")
-    assert _error(path).message == f"{path}: printer: unknown key"
+    path = _write(tmp_path, "[scanner]\nport = 9100\n")
+    assert _error(path).message == f"{path}: scanner: unknown key"
 
 
 def test_wrong_type(tmp_path: Path) -> None:
@@ -302,7 +302,7 @@ def test_a_bad_flag_is_not_blamed_on_the_file(tmp_path: Path) -> None:
 
 def test_an_unknown_environment_section_names_the_environment(tmp_path: Path) -> None:
     path = _write(tmp_path, "")
-    assert _error(path, env={"HWD_PRINTER__PORT": "9100"}).metadata["origin"] == "environment"
+    assert _error(path, env={"HWD_SCANNER__PORT": "9100"}).metadata["origin"] == "environment"
 
 
 def test_an_empty_directory_variable_is_not_the_working_directory() -> None:
@@ -318,3 +318,16 @@ def test_a_list_can_come_from_the_environment_as_a_toml_array() -> None:
     assert cfg.carousel.slots == ("USB_C", "LIGHTNING")
     with pytest.raises(ConfigError, match=r"environment: carousel\.slots"):
         load_config(None, env={"HWD_CAROUSEL__SLOTS": '["HDMI"]'})
+
+
+@pytest.mark.parametrize(
+    "target", ["tcp:10.0.0.5:9100", "serial:/dev/hwd/printer", "serial:/dev/ttyUSB0:38400", "usb:04b8:0e28"]
+)
+def test_printer_targets_in_each_form_are_accepted(target: str) -> None:
+    assert load_config(None, env={"HWD_PRINTER__TARGET": target}).printer.target == target
+
+
+@pytest.mark.parametrize("target", ["10.0.0.5:9100", "tcp:host", "usb:4b8:202", "serial:ttyUSB0", ""])
+def test_a_malformed_printer_target_names_the_key(target: str) -> None:
+    with pytest.raises(ConfigError, match=r"printer\.target"):
+        load_config(None, env={"HWD_PRINTER__TARGET": target})

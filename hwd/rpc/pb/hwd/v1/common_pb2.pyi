@@ -118,6 +118,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The command already ran and is in progress under this request id (FAILED_PRECONDITION)."""
     ERROR_REASON_CONFIG_INVALID: _ErrorReason.ValueType  # 18
     """A configuration value is invalid (INVALID_ARGUMENT)."""
+    ERROR_REASON_UNKNOWN_JOB: _ErrorReason.ValueType  # 19
+    """No print job has that id (NOT_FOUND)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable reason codes carried in google.rpc.ErrorInfo.reason (domain "hwd.dev") by every
@@ -165,6 +167,8 @@ ERROR_REASON_COMMAND_IN_PROGRESS: ErrorReason.ValueType  # 17
 """The command already ran and is in progress under this request id (FAILED_PRECONDITION)."""
 ERROR_REASON_CONFIG_INVALID: ErrorReason.ValueType  # 18
 """A configuration value is invalid (INVALID_ARGUMENT)."""
+ERROR_REASON_UNKNOWN_JOB: ErrorReason.ValueType  # 19
+"""No print job has that id (NOT_FOUND)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _CommandState:
