@@ -20,7 +20,9 @@ from hwd import __version__
 from hwd.config import Config, load_config
 from hwd.drivers.binlock import ModbusBinLock
 from hwd.drivers.carousel import ModbusCarousel
+from hwd.drivers.escpos import load_logo, render
 from hwd.drivers.modbus import RtuLink
+from hwd.drivers.printer import EscPosPrinter
 from hwd.drivers.simkiosk import SimulatorProcess
 from hwd.errors import ConfigError, HwdError
 from hwd.journal import Journal
@@ -33,6 +35,7 @@ from hwd.services.commands import CommandRunner
 from hwd.services.events import EventBus
 from hwd.services.kiosk import KioskService
 from hwd.services.leases import LeaseTable
+from hwd.services.printer import PrinterService
 from hwd.services.registry import DAEMON, DeviceRegistry
 from hwd.services.supervisor import Supervisor
 
@@ -75,6 +78,7 @@ class Daemon:
         self.simulator: SimulatorProcess | None = None
         self.carousel: CarouselService | None = None
         self.lock: BinLockService | None = None
+        self.printer: PrinterService | None = None
 
     async def run(self, handle_signals: bool = True) -> None:
         """Serves until SIGTERM or SIGINT (or until :attr:`stopping` is set), then stops cleanly
@@ -102,14 +106,15 @@ class Daemon:
         if self.simulated:
             await self._start_simulator(stack)
         self._build_peripherals(stack)
-        served = services(self.kiosk, self.carousel, self.lock)
+        self._build_printer(stack)
+        served = services(self.kiosk, self.carousel, self.lock, self.printer)
         servers = await start_servers(served, self.cfg.socket_dir(), self.cfg.grpc, self.cfg.daemon.tech_group)
         stack.push_async_callback(servers.stop, self.cfg.grpc.shutdown_grace_s)
         stack.push_async_callback(self.supervisor.stop)
         self.supervisor.start("lease-expiry", self.leases.run_expiry)
         if self.simulator is not None:
             self.supervisor.start("simulator-watch", self._watch_simulator)
-        for device in (self.carousel, self.lock):
+        for device in (self.carousel, self.lock, self.printer):
             if device is not None:
                 self.supervisor.start(f"{device.name}-poll", device.run)
         await self.registry.set(DAEMON, DeviceState.ONLINE)
@@ -142,6 +147,22 @@ class Daemon:
                 ModbusBinLock(link, cfg.binlock.unit), *shared,
                 poll_s=cfg.binlock.poll_s, door_alarm_s=cfg.binlock.door_alarm_s,
             )  # fmt: skip
+
+    def _build_printer(self, stack: AsyncExitStack) -> None:
+        """The receipt printer, when this kiosk has one (always when simulated)."""
+        cfg = self.cfg.printer
+        if not (cfg.enabled or self.simulated):
+            return
+        target = cfg.target
+        if self.simulator is not None:
+            target = self.simulator.endpoints["devices"]["printer"]["endpoint"]
+        port = EscPosPrinter(target, timeout_s=cfg.timeout_s)
+        stack.push_async_callback(port.close)
+        logo = load_logo(cfg.logo) if cfg.logo else None
+        self.printer = PrinterService(
+            port, lambda receipt: render(receipt, logo, cfg.profile), self.registry, self.bus, self.commands,
+            self.journal, poll_s=cfg.poll_s,
+        )  # fmt: skip
 
     async def _start_simulator(self, stack: AsyncExitStack) -> None:
         self.simulator = SimulatorProcess(self.cfg.socket_dir() / "sim")

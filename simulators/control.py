@@ -30,7 +30,12 @@ class RunInfo:
 def device_message(view: DeviceView) -> simulator_pb2.SimDevice:
     """The protobuf form of one device snapshot."""
     return simulator_pb2.SimDevice(
-        name=view.name, kind=view.kind, endpoint=view.endpoint, state=view.state, faults=view.faults
+        name=view.name,
+        kind=view.kind,
+        endpoint=view.endpoint,
+        state=view.state,
+        faults=view.faults,
+        artifacts=view.artifacts,
     )
 
 

@@ -46,6 +46,9 @@ class SimDevice(Protocol):
         """The faults and actions :meth:`fault` accepts, e.g. ``["jam", "unplug"]``."""
         ...
 
+    # A device that produces files (a printer's receipts) also has ``artifacts: list[str]``, their
+    # absolute paths, oldest first; it is optional, so it is read with getattr (see DeviceView.of).
+
     async def start(self) -> None:
         """Open the transport and begin serving.
 
@@ -81,6 +84,7 @@ class DeviceView:
     endpoint: str
     state: str
     faults: tuple[str, ...] = field(default=())
+    artifacts: tuple[str, ...] = field(default=())
 
     @classmethod
     def of(cls, device: SimDevice) -> DeviceView:
@@ -91,6 +95,7 @@ class DeviceView:
             endpoint=device.endpoint,
             state=device.state,
             faults=tuple(device.faults),
+            artifacts=tuple(getattr(device, "artifacts", ())),
         )
 
 

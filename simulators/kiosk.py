@@ -12,6 +12,7 @@ from simulators.carousel import CarouselSim
 from simulators.device import DeviceView, SimDevice
 from simulators.errors import SimDeviceError
 from simulators.line import CLIENT_LINK, Rs485Line
+from simulators.printer import PrinterSim
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ def default_devices(workdir: Path) -> list[SimDevice]:
     A device family adds its devices to the returned list; they may keep files or pty links
     under ``workdir``. The carousel (unit 1) and bin lock (unit 2) controllers share the RS-485
     line ``rs485``, whose client end is the pty link ``workdir/rs485``. The controllers come
-    first, so they are stopped after the line that serves them.
+    first, so they are stopped after the line that serves them. The receipt printer listens on
+    TCP and on the pty link ``workdir/printer-tty`` and saves receipts under ``workdir/receipts``.
 
     :param workdir: the simulator's private directory (``--dir``).
     :returns: the devices, not yet started.
@@ -33,7 +35,7 @@ def default_devices(workdir: Path) -> list[SimDevice]:
     port = workdir / CLIENT_LINK
     carousel = CarouselSim(f"modbus-rtu:{port}?unit=1")
     binlock = BinLockSim(f"modbus-rtu:{port}?unit=2")
-    return [carousel, binlock, Rs485Line(workdir, [carousel, binlock])]
+    return [carousel, binlock, Rs485Line(workdir, [carousel, binlock]), PrinterSim(workdir)]
 
 
 class UnknownDevice(LookupError):

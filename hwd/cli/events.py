@@ -177,6 +177,11 @@ def _alarm(p: common_pb2.Alarm) -> str:
     return f"ALARM {p.code}" + (f": {p.detail}" if p.detail else "")
 
 
+def _print_job_changed(p: common_pb2.PrintJobChanged) -> str:
+    text = f"job {p.job_id} {p.state or 'changed'}" + (f": {p.reason}" if p.reason else "")
+    return f"{text} ({p.bytes} bytes)"
+
+
 _SUMMARIES: dict[str, Callable[[Any], str]] = {
     "device_status_changed": _status_changed,
     "note_added": _note_added,
@@ -187,4 +192,5 @@ _SUMMARIES: dict[str, Callable[[Any], str]] = {
     "lock_sensors": _lock_sensors,
     "lock_commanded": _lock_commanded,
     "alarm": _alarm,
+    "print_job_changed": _print_job_changed,
 }

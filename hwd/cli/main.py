@@ -17,6 +17,7 @@ from hwd.cli.events import events
 from hwd.cli.exitcodes import ExitCode
 from hwd.cli.kiosk import PROBE_TARGETS, note, probe
 from hwd.cli.peripherals import add_peripheral_parsers
+from hwd.cli.printer import add_printer_parsers
 from hwd.cli.sim import add_sim_parsers, sim
 
 Handler = Callable[[argparse.Namespace], int]
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(sub, "serve", _serve_not_first, "run the daemon (see `hwd serve --help`)", [])
     _add_daemon_commands(sub, common)
     add_peripheral_parsers(sub, common)
+    add_printer_parsers(sub, common)
     config = sub.add_parser("config", help="work with configuration files", parents=common)
     config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
     _command(config_sub, "check", config_check, "validate a configuration file", common).add_argument("file")

@@ -37,12 +37,14 @@ class SimCommand:
     :param call: makes the call; gets the stub, the parsed arguments and the deadline in seconds.
     :param render: the human form of the response (--json prints the response itself).
     :param add_arguments: adds the subcommand's own arguments to its parser.
+    :param render_json: the --json form, when it is not the response itself.
     """
 
     help: str
     call: Callable[[SimStub, argparse.Namespace, float], Message]
     render: Callable[[Any], str]
     add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+    render_json: Callable[[Any], str] | None = None
 
 
 def render_sim_status(status: simulator_pb2.GetStatusResponse) -> str:
@@ -99,6 +101,25 @@ def render_fault(response: simulator_pb2.FaultResponse) -> str:
     return f"{clean(response.device.name)}: {clean(response.device.state)}"
 
 
+PRINTER = "printer"
+
+
+def receipts(status: simulator_pb2.GetStatusResponse) -> list[str]:
+    """The PNG files of the receipts the simulated printer cut, oldest first.
+
+    :raises CliError: (BAD_REQUEST) the simulator has no device called "printer".
+    """
+    printer = next((device for device in status.devices if device.name == PRINTER), None)
+    if printer is None:
+        raise CliError("the simulated kiosk has no printer", ExitCode.BAD_REQUEST)
+    return list(printer.artifacts)
+
+
+def render_receipts(status: simulator_pb2.GetStatusResponse) -> str:
+    """One receipt path per line (nothing when none was printed)."""
+    return "\n".join(clean(path) for path in receipts(status))
+
+
 SIM_COMMANDS: dict[str, SimCommand] = {
     "status": SimCommand(
         "show the simulated devices and their endpoints",
@@ -115,6 +136,12 @@ SIM_COMMANDS: dict[str, SimCommand] = {
         _call_fault,
         render_fault,
         _fault_arguments,
+    ),
+    "receipts": SimCommand(
+        "list the PNG images of the receipts the simulated printer cut, oldest first",
+        lambda stub, _args, timeout: stub.GetStatus(simulator_pb2.GetStatusRequest(), timeout=timeout),
+        render_receipts,
+        render_json=lambda status: json.dumps({"receipts": receipts(status)}, indent=2),
     ),
     "shutdown": SimCommand(
         "stop the simulator process",
@@ -172,5 +199,10 @@ def sim(args: argparse.Namespace) -> int:
     peer = Peer("simulator", read_control_target(endpoints_path(args)), SIMULATOR_HINT)
     with open_channel(peer, args.timeout) as channel:
         response = command.call(simulator_pb2_grpc.SimulatorStub(channel), args, args.timeout)
-    print(to_json(response) if args.json else command.render(response))
+    if args.json:
+        print(command.render_json(response) if command.render_json else to_json(response))
+    else:
+        text = command.render(response)
+        if text:
+            print(text)
     return 0

@@ -29,9 +29,11 @@ CAROUSEL = frozenset(f"/hwd.v1.Carousel/{m}" for m in ("GetStatus", "Home", "Sel
 LOCK_UI = frozenset(f"/hwd.v1.BinLock/{m}" for m in ("GetStatus", "WatchStatus", "Lock"))
 LOCK_TECH = LOCK_UI | {"/hwd.v1.BinLock/Unlock"}
 
+PRINTER = frozenset(f"/hwd.v1.Printer/{m}" for m in ("GetStatus", "Print", "GetJob", "WatchJobs"))
+
 ALLOWED: dict[str, frozenset[str]] = {
-    UI: HEALTH | KIOSK_UI | CAROUSEL | LOCK_UI,
-    TECH: HEALTH | REFLECTION | KIOSK_TECH | CAROUSEL | LOCK_TECH,
+    UI: HEALTH | KIOSK_UI | CAROUSEL | LOCK_UI | PRINTER,
+    TECH: HEALTH | REFLECTION | KIOSK_TECH | CAROUSEL | LOCK_TECH | PRINTER,
 }
 
 # The role of the socket the current call came in on (set per call by the edge interceptor).

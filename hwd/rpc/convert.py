@@ -27,6 +27,7 @@ from hwd.model import (
     PrintJobChanged,
 )
 from hwd.rpc.pb.hwd.v1 import common_pb2 as pb
+from hwd.services.registry import DeviceRegistry
 
 
 def ts(ns: int) -> Timestamp:
@@ -46,6 +47,12 @@ def status_to_pb(status: DeviceStatus) -> pb.DeviceStatus:
         recovery_hint=status.recovery_hint,
         since=ts(status.since_ns),
     )
+
+
+def device_status(registry: DeviceRegistry, device: str) -> pb.DeviceStatus:
+    """A device's status from the registry; STARTING before its first reading."""
+    status = registry.get(device) if device in registry else DeviceStatus(device, DeviceState.STARTING, "STARTING")
+    return status_to_pb(status)
 
 
 def status_from_pb(msg: pb.DeviceStatus) -> DeviceStatus:

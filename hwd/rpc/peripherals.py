@@ -7,13 +7,12 @@ from typing import Any
 
 from grpc import aio
 
-from hwd.model import CableTest, CarouselState, Connector, DeviceState, DeviceStatus, LockState
+from hwd.model import CableTest, CarouselState, Connector, LockState
 from hwd.rpc.auth import TECH, current_role, lease_id
-from hwd.rpc.convert import status_to_pb
+from hwd.rpc.convert import device_status
 from hwd.rpc.pb.hwd.v1 import binlock_pb2, binlock_pb2_grpc, carousel_pb2, carousel_pb2_grpc
 from hwd.services.binlock import BinLockService
 from hwd.services.carousel import CarouselService
-from hwd.services.registry import DeviceRegistry
 
 Ctx = aio.ServicerContext[Any, Any]
 
@@ -32,10 +31,6 @@ def cable_test_pb(result: CableTest) -> carousel_pb2.CableTestResult.ValueType:
     return carousel_pb2.CableTestResult.Value(f"CABLE_TEST_RESULT_{result.name}")
 
 
-def _status(registry: DeviceRegistry, device: str) -> DeviceStatus:
-    return registry.get(device) if device in registry else DeviceStatus(device, DeviceState.STARTING, "STARTING")
-
-
 def _connector(value: carousel_pb2.Connector.ValueType) -> Connector:
     """The model connector of a request's enum value; UNSPECIFIED or unknown values are EMPTY (refused later)."""
     if value == carousel_pb2.CONNECTOR_UNSPECIFIED or value not in carousel_pb2.Connector.values():
@@ -51,9 +46,7 @@ class CarouselServicer(carousel_pb2_grpc.CarouselServicer):
 
     def _snapshot(self, st: CarouselState | None) -> carousel_pb2.GetCarouselStatusResponse:
         c = self._carousel
-        msg = carousel_pb2.GetCarouselStatusResponse(
-            status=status_to_pb(_status(c.registry, c.name)), controller=c.identity
-        )
+        msg = carousel_pb2.GetCarouselStatusResponse(status=device_status(c.registry, c.name), controller=c.identity)
         reported = st.connectors if st else ()
         for n, connector in enumerate(c.slot_map(st)):
             msg.slots.add(
@@ -111,7 +104,7 @@ class BinLockServicer(binlock_pb2_grpc.BinLockServicer):
 
     def _snapshot(self, st: LockState | None) -> binlock_pb2.GetLockStatusResponse:
         b = self._lock
-        msg = binlock_pb2.GetLockStatusResponse(status=status_to_pb(_status(b.registry, b.name)), controller=b.identity)
+        msg = binlock_pb2.GetLockStatusResponse(status=device_status(b.registry, b.name), controller=b.identity)
         if st is not None:
             msg.bolt_extended, msg.door_closed, msg.unlocked = st.bolt_extended, st.door_closed, st.unlock_output
             msg.tamper, msg.forced = st.tamper, st.forced

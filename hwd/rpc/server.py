@@ -18,17 +18,29 @@ from hwd.config import GrpcConfig
 from hwd.rpc.auth import TECH, UI
 from hwd.rpc.edge import EdgeInterceptor
 from hwd.rpc.kiosk import KioskServicer
-from hwd.rpc.pb.hwd.v1 import binlock_pb2, binlock_pb2_grpc, carousel_pb2, carousel_pb2_grpc, kiosk_pb2, kiosk_pb2_grpc
+from hwd.rpc.pb.hwd.v1 import (
+    binlock_pb2,
+    binlock_pb2_grpc,
+    carousel_pb2,
+    carousel_pb2_grpc,
+    kiosk_pb2,
+    kiosk_pb2_grpc,
+    printer_pb2,
+    printer_pb2_grpc,
+)
 from hwd.rpc.peripherals import BinLockServicer, CarouselServicer
+from hwd.rpc.printer import PrinterServicer
 from hwd.services.binlock import BinLockService
 from hwd.services.carousel import CarouselService
 from hwd.services.kiosk import KioskService
+from hwd.services.printer import PrinterService
 
 log = logging.getLogger(__name__)
 
 KIOSK = kiosk_pb2.DESCRIPTOR.services_by_name["Kiosk"].full_name
 CAROUSEL = carousel_pb2.DESCRIPTOR.services_by_name["Carousel"].full_name
 BINLOCK = binlock_pb2.DESCRIPTOR.services_by_name["BinLock"].full_name
+PRINTER = printer_pb2.DESCRIPTOR.services_by_name["Printer"].full_name
 
 
 @dataclass(frozen=True)
@@ -40,9 +52,12 @@ class Service:
 
 
 def services(
-    kiosk: KioskService, carousel: CarouselService | None = None, lock: BinLockService | None = None
+    kiosk: KioskService,
+    carousel: CarouselService | None = None,
+    lock: BinLockService | None = None,
+    printer: PrinterService | None = None,
 ) -> list[Service]:
-    """The services of this kiosk: Kiosk always, Carousel and BinLock when the kiosk has them."""
+    """The services of this kiosk: Kiosk always, the device services when the kiosk has the device."""
     kiosk_servicer = KioskServicer(kiosk)
     out = [Service(KIOSK, lambda s: kiosk_pb2_grpc.add_KioskServicer_to_server(kiosk_servicer, s))]
     if carousel is not None:
@@ -51,6 +66,9 @@ def services(
     if lock is not None:
         lock_servicer = BinLockServicer(lock)
         out.append(Service(BINLOCK, lambda s: binlock_pb2_grpc.add_BinLockServicer_to_server(lock_servicer, s)))
+    if printer is not None:
+        printer_servicer = PrinterServicer(printer)
+        out.append(Service(PRINTER, lambda s: printer_pb2_grpc.add_PrinterServicer_to_server(printer_servicer, s)))
     return out
 
 

@@ -24,8 +24,18 @@ class FakeSimulator(simulator_pb2_grpc.SimulatorServicer):
         self.resets = 0
         self.shutdowns = 0
         self.faults: list[tuple[str, str, dict[str, str]]] = []
+        self.receipts = ["/sim/receipts/receipt-0001.png", "/sim/receipts/receipt-0002.png"]
+        self.with_printer = True
 
     def GetStatus(self, request: simulator_pb2.GetStatusRequest, context: Any) -> simulator_pb2.GetStatusResponse:
+        printer = simulator_pb2.SimDevice(
+            name="printer",
+            kind="printer",
+            endpoint="tcp:127.0.0.1:9100",
+            state="paper out",
+            faults=["paper-out", "cover-open"],
+            artifacts=self.receipts,
+        )
         return simulator_pb2.GetStatusResponse(
             pid=4242,
             started=timestamp_pb2.Timestamp(seconds=1_767_000_000),
@@ -33,13 +43,7 @@ class FakeSimulator(simulator_pb2_grpc.SimulatorServicer):
             resets=self.resets,
             devices=[
                 simulator_pb2.SimDevice(name="pixel-7", kind="adb-phone", endpoint="tcp:127.0.0.1:5037", state="idle"),
-                simulator_pb2.SimDevice(
-                    name="printer",
-                    kind="printer",
-                    endpoint="tcp:127.0.0.1:9100",
-                    state="paper out",
-                    faults=["paper-out", "cover-open"],
-                ),
+                *([printer] if self.with_printer else []),
             ],
         )
 
@@ -216,6 +220,41 @@ def test_sim_fault_with_malformed_params_is_a_usage_error(
 
     assert "fault parameter" in capsys.readouterr().err
     assert simulator.faults == []
+
+
+def test_sim_receipts_lists_the_printer_artifacts(
+    simulator: FakeSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["--socket-dir", str(tmp_path), "sim", "receipts"]) == 0
+
+    assert capsys.readouterr().out == "/sim/receipts/receipt-0001.png\n/sim/receipts/receipt-0002.png\n"
+
+
+def test_sim_receipts_json(simulator: FakeSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--socket-dir", str(tmp_path), "sim", "receipts", "--json"]) == 0
+
+    assert json.loads(capsys.readouterr().out) == {"receipts": simulator.receipts}
+
+
+def test_sim_receipts_when_none_was_printed(
+    simulator: FakeSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    simulator.receipts = []
+
+    assert run(["--socket-dir", str(tmp_path), "sim", "receipts"]) == 0
+    assert run(["--socket-dir", str(tmp_path), "sim", "--json", "receipts"]) == 0
+
+    assert capsys.readouterr().out == '{\n  "receipts": []\n}\n'
+
+
+def test_sim_receipts_without_a_printer_is_a_bad_request(
+    simulator: FakeSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    simulator.with_printer = False
+
+    assert run(["--socket-dir", str(tmp_path), "sim", "receipts"]) == 5
+
+    assert capsys.readouterr().err == "hwd: the simulated kiosk has no printer\n"
 
 
 def test_sim_without_subcommand_is_a_usage_error(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ class _BarcodeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BarcodeKi
     BARCODE_KIND_UNSPECIFIED: _BarcodeKind.ValueType  # 0
     """Never valid in a request."""
     BARCODE_KIND_CODE128: _BarcodeKind.ValueType  # 1
-    """Code 128 (printable ASCII, 1 to 48 characters)."""
+    """Code 128 (printable ASCII, 1 to 20 characters: what fits the 72 mm print width)."""
     BARCODE_KIND_EAN13: _BarcodeKind.ValueType  # 2
     """EAN-13 (12 digits, or 13 with a correct check digit)."""
 
@@ -64,7 +64,7 @@ class BarcodeKind(_BarcodeKind, metaclass=_BarcodeKindEnumTypeWrapper):
 BARCODE_KIND_UNSPECIFIED: BarcodeKind.ValueType  # 0
 """Never valid in a request."""
 BARCODE_KIND_CODE128: BarcodeKind.ValueType  # 1
-"""Code 128 (printable ASCII, 1 to 48 characters)."""
+"""Code 128 (printable ASCII, 1 to 20 characters: what fits the 72 mm print width)."""
 BARCODE_KIND_EAN13: BarcodeKind.ValueType  # 2
 """EAN-13 (12 digits, or 13 with a correct check digit)."""
 Global___BarcodeKind: _TypeAlias = BarcodeKind  # noqa: Y015
