@@ -42,6 +42,7 @@ from hwd.services.supervisor import Supervisor
 log = logging.getLogger("hwd")
 
 EXIT_CONFIG = 9
+SAMPLE_LOGO = Path(__file__).parent / "data" / "logo.png"
 
 
 def _lock(directory: Path) -> IO[str]:
@@ -158,7 +159,8 @@ class Daemon:
             target = self.simulator.endpoints["devices"]["printer"]["endpoint"]
         port = EscPosPrinter(target, timeout_s=cfg.timeout_s)
         stack.push_async_callback(port.close)
-        logo = load_logo(cfg.logo) if cfg.logo else None
+        logo_path = cfg.logo or (SAMPLE_LOGO if self.simulated else None)  # the simulated kiosk shows a logo
+        logo = load_logo(logo_path) if logo_path else None
         self.printer = PrinterService(
             port, lambda receipt: render(receipt, logo, cfg.profile), self.registry, self.bus, self.commands,
             self.journal, poll_s=cfg.poll_s,

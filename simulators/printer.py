@@ -38,6 +38,7 @@ NEAR_END_MM = 1_000
 #: 203 dpi: 8 dot rows per millimetre, each 0.125 mm of paper.
 ROWS_PER_MM = 8
 FAULTS = ("paper-out", "load-paper", "cover-open", "cover-close", "offline", "online", "cutter-jam", "clear")
+PACE = ("slow", "fast")
 _RECEIPT_NAME = re.compile(r"receipt-(\d+)\.png")
 # Epson status bits (DLE EOT n); every status byte has bits 1 and 4 set.
 BASE = 0x12
@@ -227,8 +228,10 @@ class PrinterSim:
     many more millimetres; a receipt cut short is saved with a tear mark and later data is
     discarded), ``load-paper`` (a fresh roll), ``cover-open``/``cover-close``,
     ``offline``/``online``, ``cutter-jam`` (the next cut fails with an autocutter error; the
-    receipt is cut and saved on ``clear``), ``clear``. While the printer is not ready, status
-    queries are answered and everything else is discarded.
+    receipt is cut and saved on ``clear``), ``clear``, ``slow`` (param ``ms``, default 200: each
+    chunk received is handled that much later, like a printer busy printing; status replies wait
+    their turn) and ``fast``. While the printer is not ready, status queries are answered and
+    everything else is discarded.
     """
 
     name = "printer"
@@ -247,6 +250,7 @@ class PrinterSim:
         self._fd: int | None = None
         self._pty_parser = EscPosParser()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._delay_s = 0.0  # the "slow" fault
 
     @property
     def endpoint(self) -> str:
@@ -266,7 +270,7 @@ class PrinterSim:
     @property
     def faults(self) -> list[str]:
         """The faults and actions :meth:`fault` accepts."""
-        return list(FAULTS)
+        return [*FAULTS, *PACE]
 
     @property
     def artifacts(self) -> list[str]:
@@ -304,14 +308,19 @@ class PrinterSim:
         """A fresh roll, no fault, an empty receipt; the saved receipts stay."""
         async with self._lock:
             self._printer.reset()
+            self._delay_s = 0.0
 
     async def fault(self, name: str, params: dict[str, str]) -> None:
         """Inject a fault or take an action; see the class docstring.
 
         :raises ValueError: an unknown fault, an unknown parameter or a bad value.
         """
-        async with self._lock:
-            await asyncio.to_thread(self._printer.fault, name, params)
+        if name in PACE:
+            check_params(name, params, ("ms",) if name == "slow" else ())
+            self._delay_s = int_param(params, "ms", 200, 1, 10_000) / 1000 if name == "slow" else 0.0
+        else:
+            async with self._lock:
+                await asyncio.to_thread(self._printer.fault, name, params)
         log.info("printer fault %s %s: %s", name, params, self.state)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
@@ -323,6 +332,8 @@ class PrinterSim:
         """Apply what every client sent, one chunk at a time, and send the status replies."""
         while True:
             ops, reply = await self._queue.get()
+            if self._delay_s:
+                await asyncio.sleep(self._delay_s)  # the "slow" fault: a printer busy printing
             async with self._lock:
                 replies = await asyncio.to_thread(self._printer.handle, ops) if ops else b""
             if replies:
