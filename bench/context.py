@@ -26,6 +26,7 @@ class Counts:
     select_calls: int = 100
     modbus_seconds: float = 3.0
     unlock_cycles: int = 50
+    printer_jobs: int = 50
 
 
 FULL = Counts()
@@ -43,6 +44,7 @@ QUICK = Counts(
     select_calls=20,
     modbus_seconds=1.0,
     unlock_cycles=10,
+    printer_jobs=10,
 )
 
 

@@ -142,8 +142,8 @@ def qr_box_size(data: str) -> int:
     """
     code = qrcode.QRCode(box_size=1, border=QR_BORDER, error_correction=qrcode.constants.ERROR_CORRECT_L)
     code.add_data(data)
-    code.make(fit=True)
-    modules: int = code.modules_count
+    # best_fit only picks the version; make() would also choose a mask, which python-escpos does again.
+    modules = 4 * int(code.best_fit()) + 17
     return max(1, min(QR_MAX_BOX, PRINT_WIDTH_DOTS // (modules + 2 * QR_BORDER)))
 
 
