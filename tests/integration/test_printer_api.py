@@ -152,3 +152,25 @@ def test_sigkill_mid_job_is_outcome_unknown_and_never_printed_again(kiosk: Daemo
         done = printer.Print(printer_pb2.PrintRequest(request_id="k2", voucher=VOUCHER), timeout=30).job
         assert done.state == printer_pb2.JOB_STATE_DONE
     assert len(_receipts(kiosk)) == 1, "the cut job was not printed again; only the new one was"
+
+
+def test_watch_jobs_sees_every_state_and_an_unknown_job_is_not_found(kiosk: DaemonProcess) -> None:
+    with kiosk.channel("ui") as ui:
+        printer = printer_pb2_grpc.PrinterStub(ui)
+        stream = printer.WatchJobs(printer_pb2.WatchJobsRequest(), timeout=30)
+        printer.Print(printer_pb2.PrintRequest(request_id="w1", voucher=VOUCHER), timeout=30)
+        states = []
+        for job in stream:
+            states.append((job.job_id, job.state))
+            if job.state == printer_pb2.JOB_STATE_DONE:
+                stream.cancel()
+                break
+        assert states == [
+            ("w1", printer_pb2.JOB_STATE_QUEUED),
+            ("w1", printer_pb2.JOB_STATE_PRINTING),
+            ("w1", printer_pb2.JOB_STATE_DONE),
+        ]
+        with pytest.raises(grpc.RpcError) as missing:
+            printer.GetJob(printer_pb2.GetJobRequest(job_id="never"), timeout=10)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert error_info(missing.value).reason == "UNKNOWN_JOB"
