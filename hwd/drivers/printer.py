@@ -306,8 +306,8 @@ class EscPosPrinter:
                 raise self._unavailable("status", exc) from exc
 
     async def send(self, segments: Sequence[bytes]) -> int:
-        """Writes a job segment by segment, checking paper and cover before each one (between whole
-        commands: a status query inside a command's data would be taken as data).
+        """Writes a job segment by segment, checking paper and cover before each one and after the
+        last (between whole commands: a status query inside a command's data would be taken as data).
 
         :param segments: the job's ESC/POS bytes, cut at command boundaries (see render).
         :returns: the bytes sent (all of them).
@@ -325,6 +325,10 @@ class EscPosPrinter:
                         assert self._link is not None
                         await self._link.write(piece)
                     sent += len(piece)
+                async with asyncio.timeout(self.timeout_s):
+                    # The replies come after everything sent before them: the printer has taken the
+                    # whole job, cut included, and paper did not run out during the last segment.
+                    await self._check_can_continue(sent)
             except (_Lost, TimeoutError) as exc:
                 await self._drop()
                 raise self._unavailable("send", exc, sent) from exc
