@@ -29,7 +29,12 @@ DLE_EOT = b"\x10\x04"
 FIXED_MASK = 0x93  # bits 0, 1, 4 and 7 of every status reply are fixed ...
 FIXED_BITS = 0x12  # ... to 0, 1, 1 and 0
 DEFAULT_BAUD = 19200
-STOP_HINTS = {"PAPER_OUT": "Load a new paper roll and close the cover.", "COVER_OPEN": "Close the printer cover."}
+STOP_HINTS = {
+    "PAPER_OUT": "Load a new paper roll and close the cover.",
+    "COVER_OPEN": "Close the printer cover.",
+    "CUTTER_ERROR": "Open the cover, clear the paper at the cutter, close the cover.",
+}
+CUTTER_ERROR_BIT = 0x08  # DLE EOT 3
 _T = TypeVar("_T")
 PAPER_OUT_BITS = {2: 0x20, 4: 0x60}  # DLE EOT 2: stopped at paper end; DLE EOT 4: paper end sensor
 COVER_OPEN_BIT = 0x04  # DLE EOT 2
@@ -328,7 +333,7 @@ class EscPosPrinter:
                 async with asyncio.timeout(self.timeout_s):
                     # The replies come after everything sent before them: the printer has taken the
                     # whole job, cut included, and paper did not run out during the last segment.
-                    await self._check_can_continue(sent)
+                    await self._check_can_continue(sent, final=True)
             except (_Lost, TimeoutError) as exc:
                 await self._drop()
                 raise self._unavailable("send", exc, sent) from exc
@@ -339,10 +344,13 @@ class EscPosPrinter:
                 raise
             return sent
 
-    async def _check_can_continue(self, sent: int) -> None:
+    async def _check_can_continue(self, sent: int, final: bool = False) -> None:
+        """Raises when paper or cover stop the job; ``final`` (after the cut) also asks for a cutter error."""
         paper, offline = await self._query(4), await self._query(2)
         reason = "PAPER_OUT" if paper & PAPER_OUT_BITS[4] or offline & PAPER_OUT_BITS[2] else ""
         reason = reason or ("COVER_OPEN" if offline & COVER_OPEN_BIT else "")
+        if final and not reason and await self._query(3) & CUTTER_ERROR_BIT:
+            reason = "CUTTER_ERROR"  # printed but not cut: the customer cannot take it
         if reason:
             raise DeviceNotReady(
                 f"printer stopped after {sent} bytes: {reason.lower().replace('_', ' ')}",

@@ -119,7 +119,8 @@ def test_a_cutter_jam_is_a_hardware_error(kiosk: DaemonProcess) -> None:
     with kiosk.channel("ui") as ui:
         printer = printer_pb2_grpc.PrinterStub(ui)
         _fault(kiosk, "cutter-jam")
-        printer.Print(printer_pb2.PrintRequest(request_id="c1", voucher=VOUCHER), timeout=30)
+        job = printer.Print(printer_pb2.PrintRequest(request_id="c1", voucher=VOUCHER), timeout=30).job
+        assert (job.state, job.reason) == (printer_pb2.JOB_STATE_FAILED, "CUTTER_ERROR")
         read = lambda: printer.GetStatus(printer_pb2.GetPrinterStatusRequest(), timeout=5).status  # noqa: E731
         status = _eventually(read, "CUTTER_ERROR")
         assert status.state == common_pb2.DEVICE_STATE_HARDWARE_ERROR

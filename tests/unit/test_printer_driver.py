@@ -175,7 +175,7 @@ async def test_send_checks_paper_and_cover_before_each_chunk(
     assert await printer.send(_chunks(data, 1024)) == len(data)
     await printer.status()  # the reply proves every byte before it arrived
     assert bytes(script.received) == data
-    assert script.queries == [4, 2, 4, 2, 4, 2, 4, 2, 1, 2, 3, 4]
+    assert script.queries == [4, 2, 4, 2, 4, 2, 4, 2, 3, 1, 2, 3, 4]
 
 
 async def test_paper_out_mid_job_stops_with_the_bytes_sent(
