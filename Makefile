@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y -qq python3-venv; \
 	  else echo "Python's venv module is missing: sudo apt-get install python3-venv"; exit 1; fi; }
+	@# The simulated kiosk links its serial ports with socat; mbpoll is a conformance peer.
+	@command -v socat >/dev/null && command -v mbpoll >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq socat mbpoll >/dev/null || { apt-get update -qq && apt-get install -y -qq socat mbpoll >/dev/null; }; \
+	  else echo "the simulated kiosk needs socat (and the tests mbpoll): sudo apt-get install socat mbpoll"; \
+	    command -v socat >/dev/null || exit 1; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
