@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import grpc
 import numpy as np
 import pytest
 from escpos.printer import Dummy, Network, Serial  # type: ignore[import-untyped]
@@ -22,7 +21,7 @@ from PIL import Image
 from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
 from simulators.escpos import EscPosParser
 from simulators.receipt import Receipt
-from tests.integration.test_simulator_process import RPC_TIMEOUT_S, SimProcess
+from tests.integration.test_simulator_process import RPC_TIMEOUT_S, simulator_fixtures
 
 pytestmark = pytest.mark.conformance
 
@@ -31,22 +30,7 @@ PROFILE = "TM-T88V"
 SERIAL_TIMEOUT_S = 0.5
 
 
-@pytest.fixture(scope="module")
-def kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    sim = SimProcess(tmp_path_factory.mktemp("escpos") / "sim")
-    document = sim.ready()
-    yield document
-    sim.proc.terminate()
-    rc, _ = sim.finish()
-    assert rc == 0, sim.stderr
-
-
-@pytest.fixture
-def control(kiosk: dict[str, Any]) -> Iterator[simulator_pb2_grpc.SimulatorStub]:
-    with grpc.insecure_channel(kiosk["control"]) as channel:
-        stub = simulator_pb2_grpc.SimulatorStub(channel)
-        yield stub
-        stub.Reset(simulator_pb2.ResetRequest(), timeout=RPC_TIMEOUT_S)
+kiosk, control = simulator_fixtures("escpos")
 
 
 def network(kiosk: dict[str, Any]) -> Any:

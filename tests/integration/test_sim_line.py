@@ -21,7 +21,7 @@ from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
 from simulators import rtu
 from simulators.line import Rs485Line
 from simulators.registers import ILLEGAL_DATA_ADDRESS, ModbusError
-from tests.integration.test_simulator_process import RPC_TIMEOUT_S, SimProcess
+from tests.integration.test_simulator_process import RPC_TIMEOUT_S, simulator_fixtures
 
 CAROUSEL, BINLOCK = 1, 2
 HOMED, MOVING, IN_POSITION = 0x01, 0x02, 0x04
@@ -29,24 +29,7 @@ HOME_DEADLINE_S = 10.0
 CLIENT_TIMEOUT_S = 1.0
 
 
-@pytest.fixture(scope="module")
-def kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One simulator process for the module; its ready document."""
-    sim = SimProcess(tmp_path_factory.mktemp("line") / "sim")
-    document = sim.ready()
-    yield document
-    sim.proc.terminate()
-    rc, _ = sim.finish()
-    assert rc == 0, sim.stderr
-
-
-@pytest.fixture
-def control(kiosk: dict[str, Any]) -> Iterator[simulator_pb2_grpc.SimulatorStub]:
-    """The control service; every device is reset after the test."""
-    with grpc.insecure_channel(kiosk["control"]) as channel:
-        stub = simulator_pb2_grpc.SimulatorStub(channel)
-        yield stub
-        stub.Reset(simulator_pb2.ResetRequest(), timeout=RPC_TIMEOUT_S)
+kiosk, control = simulator_fixtures("line")
 
 
 def port(kiosk: dict[str, Any]) -> str:

@@ -12,30 +12,14 @@ import pytest
 from PIL import Image
 
 from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
-from tests.integration.test_simulator_process import RPC_TIMEOUT_S, SimProcess
+from tests.integration.test_simulator_process import RPC_TIMEOUT_S, simulator_fixtures
 
 DLE_EOT = b"\x10\x04"
 CUT = b"\x1bd\x06\x1dV\x00"
 TEAR_ROWS = 12
 
 
-@pytest.fixture(scope="module")
-def kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    sim = SimProcess(tmp_path_factory.mktemp("printer") / "sim")
-    document = sim.ready()
-    yield document
-    sim.proc.terminate()
-    rc, _ = sim.finish()
-    assert rc == 0, sim.stderr
-
-
-@pytest.fixture
-def control(kiosk: dict[str, Any]) -> Iterator[simulator_pb2_grpc.SimulatorStub]:
-    """The control service; every device is reset after the test."""
-    with grpc.insecure_channel(kiosk["control"]) as channel:
-        stub = simulator_pb2_grpc.SimulatorStub(channel)
-        yield stub
-        stub.Reset(simulator_pb2.ResetRequest(), timeout=RPC_TIMEOUT_S)
+kiosk, control = simulator_fixtures("printer")
 
 
 @pytest.fixture

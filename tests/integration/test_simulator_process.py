@@ -344,3 +344,26 @@ async def test_failed_start_stops_the_started_devices() -> None:
 def test_duplicate_device_names_rejected() -> None:
     with pytest.raises(ValueError, match="printer"):
         SimKiosk([FakeDevice("printer", "printer", []), FakeDevice("printer", "printer", [])])
+
+
+def simulator_fixtures(name: str) -> tuple[Any, Any]:
+    """A module's ``kiosk`` (one simulator process for the module: its ready document) and
+    ``control`` (its control service; every device is reset after each test) fixtures."""
+
+    @pytest.fixture(scope="module")
+    def kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+        sim = SimProcess(tmp_path_factory.mktemp(name) / "sim")
+        document = sim.ready()
+        yield document
+        sim.proc.terminate()
+        rc, _ = sim.finish()
+        assert rc == 0, sim.stderr
+
+    @pytest.fixture
+    def control(kiosk: dict[str, Any]) -> Iterator[simulator_pb2_grpc.SimulatorStub]:
+        with grpc.insecure_channel(kiosk["control"]) as channel:
+            stub = simulator_pb2_grpc.SimulatorStub(channel)
+            yield stub
+            stub.Reset(simulator_pb2.ResetRequest(), timeout=RPC_TIMEOUT_S)
+
+    return kiosk, control
