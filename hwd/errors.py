@@ -88,6 +88,13 @@ class UnknownJob(HwdError):
     reason = "UNKNOWN_JOB"
 
 
+class UnknownPort(HwdError):
+    """No phone port has that path."""
+
+    kind = ErrorKind.NOT_FOUND
+    reason = "UNKNOWN_PORT"
+
+
 class LeaseHeld(HwdError):
     """Another client holds the device's lease."""
 
@@ -147,6 +154,18 @@ class OutcomeUnknown(HwdError):
     kind = ErrorKind.ABORTED
     reason = "OUTCOME_UNKNOWN"
     default_hint = "Check the device before deciding; the daemon will not redo this command."
+
+
+class PhoneError(HardwareFault):
+    """Talking to a phone failed: it stalled, dropped, sent garbage or too much, or the customer
+    refused or ignored the prompt.
+
+    :param code: the port's reason, in UPPER_SNAKE_CASE, e.g. ``"PHONE_STALLED"``, ``"TRUST_REFUSED"``.
+    """
+
+    def __init__(self, code: str, message: str, *, device: str = "", hint: str = "") -> None:
+        super().__init__(message, device=device, hint=hint, metadata={"port_reason": code})
+        self.code = code
 
 
 class Overloaded(HwdError):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -103,3 +104,36 @@ class SimulatorControl(simulator_pb2_grpc.SimulatorServicer):
         except SimDeviceError as exc:
             await context.abort(grpc.StatusCode.INTERNAL, str(exc))
         return simulator_pb2.FaultResponse(device=device_message(view))
+
+    async def ListProfiles(
+        self,
+        request: simulator_pb2.ListProfilesRequest,
+        context: grpc.aio.ServicerContext[simulator_pb2.ListProfilesRequest, simulator_pb2.ListProfilesResponse],
+    ) -> simulator_pb2.ListProfilesResponse:
+        """This kiosk has no phone profiles yet."""
+        return simulator_pb2.ListProfilesResponse()
+
+    async def PlugPhone(
+        self,
+        request: simulator_pb2.PlugPhoneRequest,
+        context: grpc.aio.ServicerContext[simulator_pb2.PlugPhoneRequest, simulator_pb2.PlugPhoneResponse],
+    ) -> simulator_pb2.PlugPhoneResponse:
+        """No profile exists yet, so every profile is unknown."""
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"no phone profile {request.profile!r}")
+
+    async def UnplugPhone(
+        self,
+        request: simulator_pb2.UnplugPhoneRequest,
+        context: grpc.aio.ServicerContext[simulator_pb2.UnplugPhoneRequest, simulator_pb2.UnplugPhoneResponse],
+    ) -> simulator_pb2.UnplugPhoneResponse:
+        """No phone can be plugged yet."""
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"no phone on port {request.port!r}")
+
+    async def WatchPhones(
+        self,
+        request: simulator_pb2.WatchPhonesRequest,
+        context: grpc.aio.ServicerContext[simulator_pb2.WatchPhonesRequest, simulator_pb2.PhoneChange],
+    ) -> AsyncIterator[simulator_pb2.PhoneChange]:
+        """No phones: the stream stays open and empty until the client leaves."""
+        await asyncio.Event().wait()
+        yield simulator_pb2.PhoneChange()  # never reached

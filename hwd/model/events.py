@@ -112,6 +112,31 @@ class PrintJobChanged:
     bytes: int
 
 
+@dataclass(frozen=True)
+class PortChanged:
+    """A phone port changed state; ``state`` is a PortState name, ``platform`` "ANDROID", "IOS" or ""."""
+
+    port: str
+    state: str
+    reason: str
+    detail: str
+    session_id: str
+    platform: str
+
+
+@dataclass(frozen=True)
+class EvidenceCaptured:
+    """A camera still was kept as evidence of a phone's session."""
+
+    evidence_id: str
+    port: str
+    session_id: str
+    sha256: str
+    format: str
+    width: int
+    height: int
+
+
 EventPayload = (
     DeviceStatusChanged
     | NoteAdded
@@ -123,13 +148,15 @@ EventPayload = (
     | LockCommanded
     | Alarm
     | PrintJobChanged
+    | PortChanged
+    | EvidenceCaptured
 )
 
 _KINDS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         DeviceStatusChanged, NoteAdded, DaemonLifecycle, LeaseChanged, CommandOutcomeUnknown,
-        CarouselMotion, LockSensors, LockCommanded, Alarm, PrintJobChanged,
+        CarouselMotion, LockSensors, LockCommanded, Alarm, PrintJobChanged, PortChanged, EvidenceCaptured,
     )
 }  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -16,6 +17,7 @@ from hwd.model import (
     DeviceStatusChanged,
     Event,
     EventPayload,
+    EvidenceCaptured,
     Lease,
     LeaseChange,
     LeaseChanged,
@@ -24,6 +26,7 @@ from hwd.model import (
     LockSensors,
     MotionPhase,
     NoteAdded,
+    PortChanged,
     PrintJobChanged,
 )
 from hwd.rpc.pb.hwd.v1 import common_pb2 as pb
@@ -106,17 +109,35 @@ def event_to_pb(event: Event) -> pb.Event:
             msg.alarm.CopyFrom(pb.Alarm(code=p.code, detail=p.detail))
         case PrintJobChanged():
             msg.print_job_changed.CopyFrom(pb.PrintJobChanged(**dataclasses.asdict(p)))
+        case PortChanged():
+            msg.port_changed.CopyFrom(pb.PortChanged(**dataclasses.asdict(p)))
+        case EvidenceCaptured():
+            msg.evidence_captured.CopyFrom(pb.EvidenceCaptured(**dataclasses.asdict(p)))
     return msg
+
+
+# Payloads whose protobuf message has exactly the dataclass's fields, with the same names and types.
+_PLAIN: dict[str, type[Any]] = {
+    "note_added": NoteAdded,
+    "lock_sensors": LockSensors,
+    "lock_commanded": LockCommanded,
+    "alarm": Alarm,
+    "print_job_changed": PrintJobChanged,
+    "port_changed": PortChanged,
+    "evidence_captured": EvidenceCaptured,
+}
 
 
 def event_from_pb(msg: pb.Event) -> Event:
     """Protobuf to Event. :raises ValueError: when the payload is missing."""
     which = msg.WhichOneof("payload")
     payload: EventPayload
-    if which == "device_status_changed":
+    if which in _PLAIN:
+        cls = _PLAIN[which]
+        sub = getattr(msg, which)
+        payload = cls(**{f.name: getattr(sub, f.name) for f in dataclasses.fields(cls)})
+    elif which == "device_status_changed":
         payload = DeviceStatusChanged(status_from_pb(msg.device_status_changed.status))
-    elif which == "note_added":
-        payload = NoteAdded(msg.note_added.text, msg.note_added.author)
     elif which == "daemon_lifecycle":
         d = msg.daemon_lifecycle
         phase = LifecyclePhase(pb.LifecyclePhase.Name(d.phase).removeprefix("LIFECYCLE_PHASE_"))
@@ -136,17 +157,6 @@ def event_from_pb(msg: pb.Event) -> Event:
             m.target_slot if m.HasField("target_slot") else None,
             m.current_slot if m.HasField("current_slot") else None,
         )
-    elif which == "lock_sensors":
-        s = msg.lock_sensors
-        payload = LockSensors(s.bolt_extended, s.door_closed, s.unlocked, s.tamper, s.forced)
-    elif which == "lock_commanded":
-        c2 = msg.lock_commanded
-        payload = LockCommanded(c2.action, c2.reason, c2.role, c2.request_id, c2.relock_after_s)
-    elif which == "alarm":
-        payload = Alarm(msg.alarm.code, msg.alarm.detail)
-    elif which == "print_job_changed":
-        j = msg.print_job_changed
-        payload = PrintJobChanged(j.job_id, j.state, j.reason, j.bytes)
     else:
         raise ValueError("event without payload")
     return Event(msg.sequence, msg.time.ToNanoseconds(), msg.source, payload)

@@ -20,6 +20,7 @@ from hwd.model import (
     DeviceStatusChanged,
     Event,
     EventPayload,
+    EvidenceCaptured,
     Lease,
     LeaseChange,
     LeaseChanged,
@@ -28,6 +29,7 @@ from hwd.model import (
     LockSensors,
     MotionPhase,
     NoteAdded,
+    PortChanged,
     PrintJobChanged,
     payload_from_json,
     payload_to_json,
@@ -64,6 +66,8 @@ PAYLOAD: st.SearchStrategy[EventPayload] = st.one_of(
     st.builds(LockCommanded, TEXT, TEXT, TEXT, TEXT, st.integers(0, 2**32 - 1)),
     st.builds(Alarm, code=TEXT, detail=TEXT),
     st.builds(PrintJobChanged, TEXT, TEXT, TEXT, st.integers(0, 2**64 - 1)),
+    st.builds(PortChanged, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT),
+    st.builds(EvidenceCaptured, TEXT, TEXT, TEXT, TEXT, TEXT, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
 )
 EVENT = st.builds(Event, sequence=st.integers(1, 2**64 - 1), time_ns=TIME_NS, source=TEXT, payload=PAYLOAD)
 JSON = st.recursive(
@@ -105,6 +109,8 @@ def test_every_payload_kind_has_its_own_oneof_field() -> None:
         LockCommanded("unlock", "emptying", "tech", "r1", 30),
         Alarm("DOOR_FORCED", "opened while locked"),
         PrintJobChanged("j1", "DONE", "", 512),
+        PortChanged("1-4.2", "READY", "OK", "", "s1", "ANDROID"),
+        EvidenceCaptured("e1", "1-4.2", "s1", "ab" * 32, "JPEG", 1920, 1080),
     ]
     fields = {event_to_pb(Event(1, 0, "s", p)).WhichOneof("payload") for p in payloads}
     assert None not in fields

@@ -120,6 +120,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A configuration value is invalid (INVALID_ARGUMENT)."""
     ERROR_REASON_UNKNOWN_JOB: _ErrorReason.ValueType  # 19
     """No print job has that id (NOT_FOUND)."""
+    ERROR_REASON_UNKNOWN_PORT: _ErrorReason.ValueType  # 20
+    """No phone port has that path (NOT_FOUND)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable reason codes carried in google.rpc.ErrorInfo.reason (domain "hwd.dev") by every
@@ -169,6 +171,8 @@ ERROR_REASON_CONFIG_INVALID: ErrorReason.ValueType  # 18
 """A configuration value is invalid (INVALID_ARGUMENT)."""
 ERROR_REASON_UNKNOWN_JOB: ErrorReason.ValueType  # 19
 """No print job has that id (NOT_FOUND)."""
+ERROR_REASON_UNKNOWN_PORT: ErrorReason.ValueType  # 20
+"""No phone port has that path (NOT_FOUND)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _CommandState:
@@ -687,6 +691,94 @@ class PrintJobChanged(_message.Message):
 Global___PrintJobChanged: _TypeAlias = PrintJobChanged  # noqa: Y015
 
 @_typing.final
+class PortChanged(_message.Message):
+    """Payload: a phone port changed state (see hwd.v1.Phones for the full port and report)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PORT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    port: _builtins.str
+    """Port path, e.g. "1-4.2"."""
+    state: _builtins.str
+    """Its new state, as the PortState name without prefix, e.g. "AWAITING_TRUST"."""
+    reason: _builtins.str
+    """Stable reason, e.g. "TRUST_TIMEOUT"; "OK" otherwise."""
+    detail: _builtins.str
+    """Human-readable detail."""
+    session_id: _builtins.str
+    """The session, changed at every plug; empty when ABSENT."""
+    platform: _builtins.str
+    """"ANDROID", "IOS" or empty when not known yet."""
+    def __init__(
+        self,
+        *,
+        port: _builtins.str = ...,
+        state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        platform: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "platform", b"platform", "port", b"port", "reason", b"reason", "session_id", b"session_id", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PortChanged: _TypeAlias = PortChanged  # noqa: Y015
+
+@_typing.final
+class EvidenceCaptured(_message.Message):
+    """Payload: a camera still was kept as evidence of a phone's session."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVIDENCE_ID_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    evidence_id: _builtins.str
+    """Evidence id."""
+    port: _builtins.str
+    """Port path of the phone."""
+    session_id: _builtins.str
+    """That phone's session."""
+    sha256: _builtins.str
+    """SHA-256 of the image file, lowercase hex."""
+    format: _builtins.str
+    """"JPEG" or "PNG"."""
+    width: _builtins.int
+    """Width in pixels."""
+    height: _builtins.int
+    """Height in pixels."""
+    def __init__(
+        self,
+        *,
+        evidence_id: _builtins.str = ...,
+        port: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        format: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence_id", b"evidence_id", "format", b"format", "height", b"height", "port", b"port", "session_id", b"session_id", "sha256", b"sha256", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceCaptured: _TypeAlias = EvidenceCaptured  # noqa: Y015
+
+@_typing.final
 class Event(_message.Message):
     """One journaled event. Sequence numbers only grow and survive restarts."""
 
@@ -705,6 +797,8 @@ class Event(_message.Message):
     LOCK_COMMANDED_FIELD_NUMBER: _builtins.int
     ALARM_FIELD_NUMBER: _builtins.int
     PRINT_JOB_CHANGED_FIELD_NUMBER: _builtins.int
+    PORT_CHANGED_FIELD_NUMBER: _builtins.int
+    EVIDENCE_CAPTURED_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the journal, starting at 1, without gaps or reuse."""
     source: _builtins.str
@@ -753,6 +847,14 @@ class Event(_message.Message):
     def print_job_changed(self) -> Global___PrintJobChanged:
         """A print job changed state."""
 
+    @_builtins.property
+    def port_changed(self) -> Global___PortChanged:
+        """A phone port changed state."""
+
+    @_builtins.property
+    def evidence_captured(self) -> Global___EvidenceCaptured:
+        """A camera still was kept as evidence."""
+
     def __init__(
         self,
         *,
@@ -769,12 +871,14 @@ class Event(_message.Message):
         lock_commanded: Global___LockCommanded | None = ...,
         alarm: Global___Alarm | None = ...,
         print_job_changed: Global___PrintJobChanged | None = ...,
+        port_changed: Global___PortChanged | None = ...,
+        evidence_captured: Global___EvidenceCaptured | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "print_job_changed", b"print_job_changed", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "evidence_captured", b"evidence_captured", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "port_changed", b"port_changed", "print_job_changed", b"print_job_changed", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "print_job_changed", b"print_job_changed", "sequence", b"sequence", "source", b"source", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alarm", b"alarm", "carousel_motion", b"carousel_motion", "command_outcome_unknown", b"command_outcome_unknown", "daemon_lifecycle", b"daemon_lifecycle", "device_status_changed", b"device_status_changed", "evidence_captured", b"evidence_captured", "lease_changed", b"lease_changed", "lock_commanded", b"lock_commanded", "lock_sensors", b"lock_sensors", "note_added", b"note_added", "payload", b"payload", "port_changed", b"port_changed", "print_job_changed", b"print_job_changed", "sequence", b"sequence", "source", b"source", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["device_status_changed", "note_added", "daemon_lifecycle", "lease_changed", "command_outcome_unknown", "carousel_motion", "lock_sensors", "lock_commanded", "alarm", "print_job_changed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["device_status_changed", "note_added", "daemon_lifecycle", "lease_changed", "command_outcome_unknown", "carousel_motion", "lock_sensors", "lock_commanded", "alarm", "print_job_changed", "port_changed", "evidence_captured"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahwd/sim/v1/simulator.proto\x12\nhwd.sim.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x01\n\x0c\x46\x61ultRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05\x66\x61ult\x18\x02 \x01(\t\x12\x34\n\x06params\x18\x03 \x03(\x0b\x32$.hwd.sim.v1.FaultRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\rFaultResponse\x12%\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x15.hwd.sim.v1.SimDevice\"\x12\n\x10GetStatusRequest\"k\n\tSimDevice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x61ults\x18\x05 \x03(\t\x12\x11\n\tartifacts\x18\x06 \x03(\t\"\x9d\x01\n\x11GetStatusResponse\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12+\n\x07started\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x65ndpoints_file\x18\x03 \x01(\t\x12&\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x15.hwd.sim.v1.SimDevice\x12\x0e\n\x06resets\x18\x05 \x01(\r\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"\x11\n\x0fShutdownRequest\"\x12\n\x10ShutdownResponse2\x98\x02\n\tSimulator\x12H\n\tGetStatus\x12\x1c.hwd.sim.v1.GetStatusRequest\x1a\x1d.hwd.sim.v1.GetStatusResponse\x12<\n\x05Reset\x12\x18.hwd.sim.v1.ResetRequest\x1a\x19.hwd.sim.v1.ResetResponse\x12\x45\n\x08Shutdown\x12\x1b.hwd.sim.v1.ShutdownRequest\x1a\x1c.hwd.sim.v1.ShutdownResponse\x12<\n\x05\x46\x61ult\x12\x18.hwd.sim.v1.FaultRequest\x1a\x19.hwd.sim.v1.FaultResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahwd/sim/v1/simulator.proto\x12\nhwd.sim.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n\x13ListProfilesRequest\"|\n\x0cPhoneProfile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08platform\x18\x02 \x01(\t\x12\x14\n\x0cmanufacturer\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nos_version\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"B\n\x14ListProfilesResponse\x12*\n\x08profiles\x18\x01 \x03(\x0b\x32\x18.hwd.sim.v1.PhoneProfile\"W\n\x10PlugPhoneRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\t\x12\r\n\x05trust\x18\x03 \x01(\t\x12\x15\n\rtrust_delay_s\x18\x04 \x01(\x01\"l\n\x08SimPhone\x12\x0c\n\x04port\x18\x01 \x01(\t\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x0e\n\x06serial\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\x12\r\n\x05state\x18\x06 \x01(\t\"8\n\x11PlugPhoneResponse\x12#\n\x05phone\x18\x01 \x01(\x0b\x32\x14.hwd.sim.v1.SimPhone\"\"\n\x12UnplugPhoneRequest\x12\x0c\n\x04port\x18\x01 \x01(\t\"\x15\n\x13UnplugPhoneResponse\"\x14\n\x12WatchPhonesRequest\"D\n\x0bPhoneChange\x12\x10\n\x08\x61ttached\x18\x01 \x01(\x08\x12#\n\x05phone\x18\x02 \x01(\x0b\x32\x14.hwd.sim.v1.SimPhone\"\x92\x01\n\x0c\x46\x61ultRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05\x66\x61ult\x18\x02 \x01(\t\x12\x34\n\x06params\x18\x03 \x03(\x0b\x32$.hwd.sim.v1.FaultRequest.ParamsEntry\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\rFaultResponse\x12%\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x15.hwd.sim.v1.SimDevice\"\x12\n\x10GetStatusRequest\"k\n\tSimDevice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x61ults\x18\x05 \x03(\t\x12\x11\n\tartifacts\x18\x06 \x03(\t\"\x9d\x01\n\x11GetStatusResponse\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12+\n\x07started\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x65ndpoints_file\x18\x03 \x01(\t\x12&\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x15.hwd.sim.v1.SimDevice\x12\x0e\n\x06resets\x18\x05 \x01(\r\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"\x11\n\x0fShutdownRequest\"\x12\n\x10ShutdownResponse2\xcf\x04\n\tSimulator\x12H\n\tGetStatus\x12\x1c.hwd.sim.v1.GetStatusRequest\x1a\x1d.hwd.sim.v1.GetStatusResponse\x12<\n\x05Reset\x12\x18.hwd.sim.v1.ResetRequest\x1a\x19.hwd.sim.v1.ResetResponse\x12\x45\n\x08Shutdown\x12\x1b.hwd.sim.v1.ShutdownRequest\x1a\x1c.hwd.sim.v1.ShutdownResponse\x12<\n\x05\x46\x61ult\x12\x18.hwd.sim.v1.FaultRequest\x1a\x19.hwd.sim.v1.FaultResponse\x12Q\n\x0cListProfiles\x12\x1f.hwd.sim.v1.ListProfilesRequest\x1a .hwd.sim.v1.ListProfilesResponse\x12H\n\tPlugPhone\x12\x1c.hwd.sim.v1.PlugPhoneRequest\x1a\x1d.hwd.sim.v1.PlugPhoneResponse\x12N\n\x0bUnplugPhone\x12\x1e.hwd.sim.v1.UnplugPhoneRequest\x1a\x1f.hwd.sim.v1.UnplugPhoneResponse\x12H\n\x0bWatchPhones\x12\x1e.hwd.sim.v1.WatchPhonesRequest\x1a\x17.hwd.sim.v1.PhoneChange0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +34,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FAULTREQUEST_PARAMSENTRY']._loaded_options = None
   _globals['_FAULTREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
-  _globals['_FAULTREQUEST']._serialized_start=76
-  _globals['_FAULTREQUEST']._serialized_end=222
-  _globals['_FAULTREQUEST_PARAMSENTRY']._serialized_start=177
-  _globals['_FAULTREQUEST_PARAMSENTRY']._serialized_end=222
-  _globals['_FAULTRESPONSE']._serialized_start=224
-  _globals['_FAULTRESPONSE']._serialized_end=278
-  _globals['_GETSTATUSREQUEST']._serialized_start=280
-  _globals['_GETSTATUSREQUEST']._serialized_end=298
-  _globals['_SIMDEVICE']._serialized_start=300
-  _globals['_SIMDEVICE']._serialized_end=407
-  _globals['_GETSTATUSRESPONSE']._serialized_start=410
-  _globals['_GETSTATUSRESPONSE']._serialized_end=567
-  _globals['_RESETREQUEST']._serialized_start=569
-  _globals['_RESETREQUEST']._serialized_end=583
-  _globals['_RESETRESPONSE']._serialized_start=585
-  _globals['_RESETRESPONSE']._serialized_end=600
-  _globals['_SHUTDOWNREQUEST']._serialized_start=602
-  _globals['_SHUTDOWNREQUEST']._serialized_end=619
-  _globals['_SHUTDOWNRESPONSE']._serialized_start=621
-  _globals['_SHUTDOWNRESPONSE']._serialized_end=639
-  _globals['_SIMULATOR']._serialized_start=642
-  _globals['_SIMULATOR']._serialized_end=922
+  _globals['_LISTPROFILESREQUEST']._serialized_start=75
+  _globals['_LISTPROFILESREQUEST']._serialized_end=96
+  _globals['_PHONEPROFILE']._serialized_start=98
+  _globals['_PHONEPROFILE']._serialized_end=222
+  _globals['_LISTPROFILESRESPONSE']._serialized_start=224
+  _globals['_LISTPROFILESRESPONSE']._serialized_end=290
+  _globals['_PLUGPHONEREQUEST']._serialized_start=292
+  _globals['_PLUGPHONEREQUEST']._serialized_end=379
+  _globals['_SIMPHONE']._serialized_start=381
+  _globals['_SIMPHONE']._serialized_end=489
+  _globals['_PLUGPHONERESPONSE']._serialized_start=491
+  _globals['_PLUGPHONERESPONSE']._serialized_end=547
+  _globals['_UNPLUGPHONEREQUEST']._serialized_start=549
+  _globals['_UNPLUGPHONEREQUEST']._serialized_end=583
+  _globals['_UNPLUGPHONERESPONSE']._serialized_start=585
+  _globals['_UNPLUGPHONERESPONSE']._serialized_end=606
+  _globals['_WATCHPHONESREQUEST']._serialized_start=608
+  _globals['_WATCHPHONESREQUEST']._serialized_end=628
+  _globals['_PHONECHANGE']._serialized_start=630
+  _globals['_PHONECHANGE']._serialized_end=698
+  _globals['_FAULTREQUEST']._serialized_start=701
+  _globals['_FAULTREQUEST']._serialized_end=847
+  _globals['_FAULTREQUEST_PARAMSENTRY']._serialized_start=802
+  _globals['_FAULTREQUEST_PARAMSENTRY']._serialized_end=847
+  _globals['_FAULTRESPONSE']._serialized_start=849
+  _globals['_FAULTRESPONSE']._serialized_end=903
+  _globals['_GETSTATUSREQUEST']._serialized_start=905
+  _globals['_GETSTATUSREQUEST']._serialized_end=923
+  _globals['_SIMDEVICE']._serialized_start=925
+  _globals['_SIMDEVICE']._serialized_end=1032
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1035
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1192
+  _globals['_RESETREQUEST']._serialized_start=1194
+  _globals['_RESETREQUEST']._serialized_end=1208
+  _globals['_RESETRESPONSE']._serialized_start=1210
+  _globals['_RESETRESPONSE']._serialized_end=1225
+  _globals['_SHUTDOWNREQUEST']._serialized_start=1227
+  _globals['_SHUTDOWNREQUEST']._serialized_end=1244
+  _globals['_SHUTDOWNRESPONSE']._serialized_start=1246
+  _globals['_SHUTDOWNRESPONSE']._serialized_end=1264
+  _globals['_SIMULATOR']._serialized_start=1267
+  _globals['_SIMULATOR']._serialized_end=1858
 # @@protoc_insertion_point(module_scope)

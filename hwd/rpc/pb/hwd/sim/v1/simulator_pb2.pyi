@@ -22,6 +22,275 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ListProfilesRequest(_message.Message):
+    """ListProfiles takes no parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProfilesRequest: _TypeAlias = ListProfilesRequest  # noqa: Y015
+
+@_typing.final
+class PhoneProfile(_message.Message):
+    """One phone profile: a data file with what a real phone of that model answers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    MANUFACTURER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    OS_VERSION_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Profile name, e.g. "pixel-7"."""
+    platform: _builtins.str
+    """"android" or "ios"."""
+    manufacturer: _builtins.str
+    """Manufacturer, e.g. "Google"."""
+    model: _builtins.str
+    """Model as the phone names itself, e.g. "Pixel 7"."""
+    os_version: _builtins.str
+    """OS version, e.g. "14"."""
+    description: _builtins.str
+    """One line on what is special about it, e.g. "FRP on, screen lock set"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        platform: _builtins.str = ...,
+        manufacturer: _builtins.str = ...,
+        model: _builtins.str = ...,
+        os_version: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "manufacturer", b"manufacturer", "model", b"model", "name", b"name", "os_version", b"os_version", "platform", b"platform"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PhoneProfile: _TypeAlias = PhoneProfile  # noqa: Y015
+
+@_typing.final
+class ListProfilesResponse(_message.Message):
+    """Every profile, sorted by name."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def profiles(self) -> _containers.RepeatedCompositeFieldContainer[Global___PhoneProfile]:
+        """The profiles."""
+
+    def __init__(
+        self,
+        *,
+        profiles: _abc.Iterable[Global___PhoneProfile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profiles", b"profiles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProfilesResponse: _TypeAlias = ListProfilesResponse  # noqa: Y015
+
+@_typing.final
+class PlugPhoneRequest(_message.Message):
+    """A phone to plug in."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    TRUST_FIELD_NUMBER: _builtins.int
+    TRUST_DELAY_S_FIELD_NUMBER: _builtins.int
+    profile: _builtins.str
+    """Profile name (see ListProfiles)."""
+    port: _builtins.str
+    """Port path, e.g. "1-1.3"; empty for the first free port."""
+    trust: _builtins.str
+    """What the simulated customer answers to the phone's prompt ("Allow USB debugging?",
+    "Trust this computer?"): "accept" (the default when empty), "refuse" or "ignore".
+    """
+    trust_delay_s: _builtins.float
+    """How long the customer takes to answer, in seconds (0 = at once)."""
+    def __init__(
+        self,
+        *,
+        profile: _builtins.str = ...,
+        port: _builtins.str = ...,
+        trust: _builtins.str = ...,
+        trust_delay_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["port", b"port", "profile", b"profile", "trust", b"trust", "trust_delay_s", b"trust_delay_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlugPhoneRequest: _TypeAlias = PlugPhoneRequest  # noqa: Y015
+
+@_typing.final
+class SimPhone(_message.Message):
+    """A plugged simulated phone."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PORT_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    SERIAL_FIELD_NUMBER: _builtins.int
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    port: _builtins.str
+    """Port path, e.g. "1-1.3"."""
+    profile: _builtins.str
+    """Its profile name."""
+    platform: _builtins.str
+    """"android" or "ios"."""
+    serial: _builtins.str
+    """The serial the phone reports (ADB serial or iOS UDID)."""
+    endpoint: _builtins.str
+    """Where the daemon reaches it, e.g. "tcp:127.0.0.1:PORT" for an ADB phone."""
+    state: _builtins.str
+    """Human-readable state, e.g. "awaiting trust", "connected", "fault: stall"."""
+    def __init__(
+        self,
+        *,
+        port: _builtins.str = ...,
+        profile: _builtins.str = ...,
+        platform: _builtins.str = ...,
+        serial: _builtins.str = ...,
+        endpoint: _builtins.str = ...,
+        state: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "platform", b"platform", "port", b"port", "profile", b"profile", "serial", b"serial", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimPhone: _TypeAlias = SimPhone  # noqa: Y015
+
+@_typing.final
+class PlugPhoneResponse(_message.Message):
+    """The phone as plugged."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHONE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def phone(self) -> Global___SimPhone:
+        """The phone."""
+
+    def __init__(
+        self,
+        *,
+        phone: Global___SimPhone | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["phone", b"phone"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["phone", b"phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlugPhoneResponse: _TypeAlias = PlugPhoneResponse  # noqa: Y015
+
+@_typing.final
+class UnplugPhoneRequest(_message.Message):
+    """A phone to unplug."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PORT_FIELD_NUMBER: _builtins.int
+    port: _builtins.str
+    """Its port path."""
+    def __init__(
+        self,
+        *,
+        port: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["port", b"port"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnplugPhoneRequest: _TypeAlias = UnplugPhoneRequest  # noqa: Y015
+
+@_typing.final
+class UnplugPhoneResponse(_message.Message):
+    """UnplugPhone returns nothing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnplugPhoneResponse: _TypeAlias = UnplugPhoneResponse  # noqa: Y015
+
+@_typing.final
+class WatchPhonesRequest(_message.Message):
+    """WatchPhones takes no parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchPhonesRequest: _TypeAlias = WatchPhonesRequest  # noqa: Y015
+
+@_typing.final
+class PhoneChange(_message.Message):
+    """A phone was plugged in or unplugged."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTACHED_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    attached: _builtins.bool
+    """True when plugged in (or already there when the stream began), false when unplugged."""
+    @_builtins.property
+    def phone(self) -> Global___SimPhone:
+        """The phone (on unplug, as it was)."""
+
+    def __init__(
+        self,
+        *,
+        attached: _builtins.bool = ...,
+        phone: Global___SimPhone | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["phone", b"phone"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attached", b"attached", "phone", b"phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PhoneChange: _TypeAlias = PhoneChange  # noqa: Y015
+
+@_typing.final
 class FaultRequest(_message.Message):
     """A fault or action on one simulated device."""
 

@@ -55,6 +55,26 @@ class SimulatorStub:
                 request_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultRequest.SerializeToString,
                 response_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultResponse.FromString,
                 _registered_method=True)
+        self.ListProfiles = channel.unary_unary(
+                '/hwd.sim.v1.Simulator/ListProfiles',
+                request_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.ListProfilesRequest.SerializeToString,
+                response_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.ListProfilesResponse.FromString,
+                _registered_method=True)
+        self.PlugPhone = channel.unary_unary(
+                '/hwd.sim.v1.Simulator/PlugPhone',
+                request_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.PlugPhoneRequest.SerializeToString,
+                response_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.PlugPhoneResponse.FromString,
+                _registered_method=True)
+        self.UnplugPhone = channel.unary_unary(
+                '/hwd.sim.v1.Simulator/UnplugPhone',
+                request_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.UnplugPhoneRequest.SerializeToString,
+                response_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.UnplugPhoneResponse.FromString,
+                _registered_method=True)
+        self.WatchPhones = channel.unary_stream(
+                '/hwd.sim.v1.Simulator/WatchPhones',
+                request_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.WatchPhonesRequest.SerializeToString,
+                response_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.PhoneChange.FromString,
+                _registered_method=True)
 
 
 class SimulatorServicer:
@@ -91,6 +111,37 @@ class SimulatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProfiles(self, request, context):
+        """The phone profiles the simulator can plug in.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlugPhone(self, request, context):
+        """Plugs a simulated phone of a profile into a port. NOT_FOUND for an unknown profile,
+        FAILED_PRECONDITION when the port is taken or every port is, INVALID_ARGUMENT for a bad
+        trust answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnplugPhone(self, request, context):
+        """Unplugs the phone on a port. NOT_FOUND when no phone is plugged there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchPhones(self, request, context):
+        """The phones plugged in now (each as attached), then every plug and unplug as it happens:
+        how the daemon of the simulated kiosk discovers phones instead of udev.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +164,26 @@ def add_SimulatorServicer_to_server(servicer, server):
                     servicer.Fault,
                     request_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultRequest.FromString,
                     response_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultResponse.SerializeToString,
+            ),
+            'ListProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProfiles,
+                    request_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.ListProfilesRequest.FromString,
+                    response_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.ListProfilesResponse.SerializeToString,
+            ),
+            'PlugPhone': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlugPhone,
+                    request_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.PlugPhoneRequest.FromString,
+                    response_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.PlugPhoneResponse.SerializeToString,
+            ),
+            'UnplugPhone': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnplugPhone,
+                    request_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.UnplugPhoneRequest.FromString,
+                    response_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.UnplugPhoneResponse.SerializeToString,
+            ),
+            'WatchPhones': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPhones,
+                    request_deserializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.WatchPhonesRequest.FromString,
+                    response_serializer=hwd_dot_sim_dot_v1_dot_simulator__pb2.PhoneChange.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +295,114 @@ class Simulator:
             '/hwd.sim.v1.Simulator/Fault',
             hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultRequest.SerializeToString,
             hwd_dot_sim_dot_v1_dot_simulator__pb2.FaultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hwd.sim.v1.Simulator/ListProfiles',
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.ListProfilesRequest.SerializeToString,
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.ListProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlugPhone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hwd.sim.v1.Simulator/PlugPhone',
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.PlugPhoneRequest.SerializeToString,
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.PlugPhoneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnplugPhone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hwd.sim.v1.Simulator/UnplugPhone',
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.UnplugPhoneRequest.SerializeToString,
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.UnplugPhoneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPhones(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hwd.sim.v1.Simulator/WatchPhones',
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.WatchPhonesRequest.SerializeToString,
+            hwd_dot_sim_dot_v1_dot_simulator__pb2.PhoneChange.FromString,
             options,
             channel_credentials,
             insecure,

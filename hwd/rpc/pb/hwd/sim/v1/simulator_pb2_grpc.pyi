@@ -46,6 +46,19 @@ class SimulatorStub:
     to it (open the door). NOT_FOUND for an unknown device, INVALID_ARGUMENT for an unknown
     fault (the message lists the device's faults).
     """
+    ListProfiles: _grpc.UnaryUnaryMultiCallable[_simulator_pb2.ListProfilesRequest, _simulator_pb2.ListProfilesResponse]
+    """The phone profiles the simulator can plug in."""
+    PlugPhone: _grpc.UnaryUnaryMultiCallable[_simulator_pb2.PlugPhoneRequest, _simulator_pb2.PlugPhoneResponse]
+    """Plugs a simulated phone of a profile into a port. NOT_FOUND for an unknown profile,
+    FAILED_PRECONDITION when the port is taken or every port is, INVALID_ARGUMENT for a bad
+    trust answer.
+    """
+    UnplugPhone: _grpc.UnaryUnaryMultiCallable[_simulator_pb2.UnplugPhoneRequest, _simulator_pb2.UnplugPhoneResponse]
+    """Unplugs the phone on a port. NOT_FOUND when no phone is plugged there."""
+    WatchPhones: _grpc.UnaryStreamMultiCallable[_simulator_pb2.WatchPhonesRequest, _simulator_pb2.PhoneChange]
+    """The phones plugged in now (each as attached), then every plug and unplug as it happens:
+    how the daemon of the simulated kiosk discovers phones instead of udev.
+    """
 
 @_typing.type_check_only
 class SimulatorAsyncStub(SimulatorStub):
@@ -62,6 +75,19 @@ class SimulatorAsyncStub(SimulatorStub):
     """Makes something happen to a simulated device: a fault (jam, unplug) or what a person does
     to it (open the door). NOT_FOUND for an unknown device, INVALID_ARGUMENT for an unknown
     fault (the message lists the device's faults).
+    """
+    ListProfiles: _aio.UnaryUnaryMultiCallable[_simulator_pb2.ListProfilesRequest, _simulator_pb2.ListProfilesResponse]  # type: ignore[assignment]
+    """The phone profiles the simulator can plug in."""
+    PlugPhone: _aio.UnaryUnaryMultiCallable[_simulator_pb2.PlugPhoneRequest, _simulator_pb2.PlugPhoneResponse]  # type: ignore[assignment]
+    """Plugs a simulated phone of a profile into a port. NOT_FOUND for an unknown profile,
+    FAILED_PRECONDITION when the port is taken or every port is, INVALID_ARGUMENT for a bad
+    trust answer.
+    """
+    UnplugPhone: _aio.UnaryUnaryMultiCallable[_simulator_pb2.UnplugPhoneRequest, _simulator_pb2.UnplugPhoneResponse]  # type: ignore[assignment]
+    """Unplugs the phone on a port. NOT_FOUND when no phone is plugged there."""
+    WatchPhones: _aio.UnaryStreamMultiCallable[_simulator_pb2.WatchPhonesRequest, _simulator_pb2.PhoneChange]  # type: ignore[assignment]
+    """The phones plugged in now (each as attached), then every plug and unplug as it happens:
+    how the daemon of the simulated kiosk discovers phones instead of udev.
     """
 
 class SimulatorServicer(metaclass=_abc_1.ABCMeta):
@@ -100,6 +126,43 @@ class SimulatorServicer(metaclass=_abc_1.ABCMeta):
         """Makes something happen to a simulated device: a fault (jam, unplug) or what a person does
         to it (open the door). NOT_FOUND for an unknown device, INVALID_ARGUMENT for an unknown
         fault (the message lists the device's faults).
+        """
+
+    @_abc_1.abstractmethod
+    def ListProfiles(
+        self,
+        request: _simulator_pb2.ListProfilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_pb2.ListProfilesResponse, _abc.Awaitable[_simulator_pb2.ListProfilesResponse]]:
+        """The phone profiles the simulator can plug in."""
+
+    @_abc_1.abstractmethod
+    def PlugPhone(
+        self,
+        request: _simulator_pb2.PlugPhoneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_pb2.PlugPhoneResponse, _abc.Awaitable[_simulator_pb2.PlugPhoneResponse]]:
+        """Plugs a simulated phone of a profile into a port. NOT_FOUND for an unknown profile,
+        FAILED_PRECONDITION when the port is taken or every port is, INVALID_ARGUMENT for a bad
+        trust answer.
+        """
+
+    @_abc_1.abstractmethod
+    def UnplugPhone(
+        self,
+        request: _simulator_pb2.UnplugPhoneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_pb2.UnplugPhoneResponse, _abc.Awaitable[_simulator_pb2.UnplugPhoneResponse]]:
+        """Unplugs the phone on a port. NOT_FOUND when no phone is plugged there."""
+
+    @_abc_1.abstractmethod
+    def WatchPhones(
+        self,
+        request: _simulator_pb2.WatchPhonesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_simulator_pb2.PhoneChange], _abc.AsyncIterator[_simulator_pb2.PhoneChange]]:
+        """The phones plugged in now (each as attached), then every plug and unplug as it happens:
+        how the daemon of the simulated kiosk discovers phones instead of udev.
         """
 
 def add_SimulatorServicer_to_server(servicer: SimulatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
