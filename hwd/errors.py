@@ -156,12 +156,15 @@ class OutcomeUnknown(HwdError):
     default_hint = "Check the device before deciding; the daemon will not redo this command."
 
 
-class PhoneError(HardwareFault):
+class PhoneError(HwdError):
     """Talking to a phone failed: it stalled, dropped, sent garbage or too much, or the customer
     refused or ignored the prompt.
 
     :param code: the port's reason, in UPPER_SNAKE_CASE, e.g. ``"PHONE_STALLED"``, ``"TRUST_REFUSED"``.
     """
+
+    kind = ErrorKind.ABORTED
+    reason = "PHONE_FAILED"
 
     def __init__(self, code: str, message: str, *, device: str = "", hint: str = "") -> None:
         super().__init__(message, device=device, hint=hint, metadata={"port_reason": code})

@@ -122,6 +122,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """No print job has that id (NOT_FOUND)."""
     ERROR_REASON_UNKNOWN_PORT: _ErrorReason.ValueType  # 20
     """No phone port has that path (NOT_FOUND)."""
+    ERROR_REASON_PHONE_FAILED: _ErrorReason.ValueType  # 21
+    """Talking to a phone failed (stalled, dropped, garbage, prompt refused); ErrorInfo metadata
+    "port_reason" says how (ABORTED).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable reason codes carried in google.rpc.ErrorInfo.reason (domain "hwd.dev") by every
@@ -173,6 +177,10 @@ ERROR_REASON_UNKNOWN_JOB: ErrorReason.ValueType  # 19
 """No print job has that id (NOT_FOUND)."""
 ERROR_REASON_UNKNOWN_PORT: ErrorReason.ValueType  # 20
 """No phone port has that path (NOT_FOUND)."""
+ERROR_REASON_PHONE_FAILED: ErrorReason.ValueType  # 21
+"""Talking to a phone failed (stalled, dropped, garbage, prompt refused); ErrorInfo metadata
+"port_reason" says how (ABORTED).
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _CommandState:
