@@ -160,15 +160,18 @@ class PhoneError(HwdError):
     """Talking to a phone failed: it stalled, dropped, sent garbage or too much, or the customer
     refused or ignored the prompt.
 
-    :param code: the port's reason, in UPPER_SNAKE_CASE, e.g. ``"PHONE_STALLED"``, ``"TRUST_REFUSED"``.
+    :param code: the port's reason (also ErrorInfo metadata ``port_reason``), e.g. ``"PHONE_STALLED"``.
     """
 
     kind = ErrorKind.ABORTED
     reason = "PHONE_FAILED"
 
-    def __init__(self, code: str, message: str, *, device: str = "", hint: str = "") -> None:
-        super().__init__(message, device=device, hint=hint, metadata={"port_reason": code})
-        self.code = code
+    def __init__(
+        self, message: str, *, code: str = "", device: str = "", hint: str = "", metadata: dict[str, str] | None = None
+    ) -> None:
+        facts = dict(metadata or {})
+        self.code = code or facts.get("port_reason", "PHONE_FAILED")
+        super().__init__(message, device=device, hint=hint, metadata={**facts, "port_reason": self.code})
 
 
 class Overloaded(HwdError):
