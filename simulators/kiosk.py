@@ -7,7 +7,10 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from simulators.adb.ports import PhonePorts
+from simulators.android.profiles import load_profiles
 from simulators.binlock import BinLockSim
+from simulators.camera.sim import CameraSim
 from simulators.carousel import CarouselSim
 from simulators.device import DeviceView, SimDevice
 from simulators.errors import SimDeviceError
@@ -28,6 +31,8 @@ def default_devices(workdir: Path) -> list[SimDevice]:
     line ``rs485``, whose client end is the pty link ``workdir/rs485``. The controllers come
     first, so they are stopped after the line that serves them. The receipt printer listens on
     TCP and on the pty link ``workdir/printer-tty`` and saves receipts under ``workdir/receipts``.
+    The phone ports ``phones`` hold the simulated phones plugged over the control service.
+    The inspection camera ``camera`` serves MJPEG over HTTP and writes a clip under ``workdir/camera``.
 
     :param workdir: the simulator's private directory (``--dir``).
     :returns: the devices, not yet started.
@@ -35,7 +40,8 @@ def default_devices(workdir: Path) -> list[SimDevice]:
     port = workdir / CLIENT_LINK
     carousel = CarouselSim(f"modbus-rtu:{port}?unit=1")
     binlock = BinLockSim(f"modbus-rtu:{port}?unit=2")
-    return [carousel, binlock, Rs485Line(workdir, [carousel, binlock]), PrinterSim(workdir)]
+    line = Rs485Line(workdir, [carousel, binlock])
+    return [carousel, binlock, line, PrinterSim(workdir), PhonePorts(load_profiles), CameraSim(workdir)]
 
 
 class UnknownDevice(LookupError):
@@ -63,6 +69,17 @@ class SimKiosk:
     def resets(self) -> int:
         """How many times :meth:`reset` was called."""
         return self._resets
+
+    def device(self, name: str) -> SimDevice:
+        """The device called ``name``.
+
+        :raises UnknownDevice: no device is called ``name``.
+        """
+        device = next((device for device in self._devices if device.name == name), None)
+        if device is None:
+            known = ", ".join(device.name for device in self._devices) or "none"
+            raise UnknownDevice(f"no simulated device {name!r} (devices: {known})")
+        return device
 
     def devices(self) -> list[DeviceView]:
         """A snapshot of every device, in registration order."""
@@ -117,10 +134,7 @@ class SimKiosk:
         :raises ValueError: the device refuses the fault or its parameters; the message says why.
         :raises SimDeviceError: the device is not running, failed or timed out.
         """
-        device = next((device for device in self._devices if device.name == name), None)
-        if device is None:
-            known = ", ".join(device.name for device in self._devices) or "none"
-            raise UnknownDevice(f"no simulated device {name!r} (devices: {known})")
+        device = self.device(name)
         async with self._lock:
             if device not in self._started:
                 raise SimDeviceError(f"device {name!r} is not running")

@@ -135,7 +135,7 @@ def test_status_lists_faults(control: simulator_pb2_grpc.SimulatorStub) -> None:
 @pytest.mark.parametrize(
     ("device", "name", "params", "code", "message"),
     [
-        ("camera", "jam", {}, grpc.StatusCode.NOT_FOUND, "no simulated device 'camera'"),
+        ("scanner", "jam", {}, grpc.StatusCode.NOT_FOUND, "no simulated device 'scanner'"),
         ("rs485", "melt", {}, grpc.StatusCode.INVALID_ARGUMENT, "unknown fault 'melt'"),
         ("rs485", "stall", {"seconds": "soon"}, grpc.StatusCode.INVALID_ARGUMENT, "seconds must be"),
         ("rs485", "garbage", {"bytes": "3"}, grpc.StatusCode.INVALID_ARGUMENT, "does not take bytes"),

@@ -132,7 +132,7 @@ def test_ready_status_reset_shutdown(tmp_path: Path, launch: Launch) -> None:
     assert document["version"] == 1
     assert document["pid"] == sim.proc.pid
     assert document["control"] == f"unix:{sim.socket_path}"
-    assert list(document["devices"]) == ["carousel", "binlock", "rs485", "printer"]
+    assert list(document["devices"]) == ["carousel", "binlock", "rs485", "printer", "phones", "camera"]
     started = datetime.fromisoformat(document["started"])
     assert started.utcoffset() is not None
     assert stat.S_IMODE((tmp_path / "sim").stat().st_mode) == 0o700
@@ -143,7 +143,7 @@ def test_ready_status_reset_shutdown(tmp_path: Path, launch: Launch) -> None:
         assert status.pid == sim.proc.pid
         assert status.endpoints_file == str(endpoints_file)
         assert status.resets == 0
-        assert [device.name for device in status.devices] == ["carousel", "binlock", "rs485", "printer"]
+        assert [device.name for device in status.devices] == list(document["devices"])
         assert status.started.ToDatetime(tzinfo=UTC) == started
         for _ in range(2):
             stub.Reset(simulator_pb2.ResetRequest(), timeout=RPC_TIMEOUT_S)

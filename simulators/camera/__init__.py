@@ -1,0 +1,1 @@
+"""The simulated inspection camera: the chamber renderer, an MJPEG-over-HTTP device, video files."""
