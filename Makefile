@@ -20,6 +20,14 @@ $(STAMP): pyproject.toml requirements.lock
 	    apt-get install -y -qq socat mbpoll >/dev/null || { apt-get update -qq && apt-get install -y -qq socat mbpoll >/dev/null; }; \
 	  else echo "the simulated kiosk needs socat (and the tests mbpoll): sudo apt-get install socat mbpoll"; \
 	    command -v socat >/dev/null || exit 1; fi; }
+	@# USB hotplug tests run under umockdev, driven from the system Python's GObject bindings; adb is
+	@# the Android peer of the tests and benchmarks. Without them those tests skip.
+	@command -v umockdev-wrapper >/dev/null && command -v adb >/dev/null && \
+	  /usr/bin/python3 -c 'import gi; gi.require_version("UMockdev", "1.0")' 2>/dev/null || { \
+	  pkgs="umockdev gir1.2-umockdev-1.0 python3-gi adb"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq $$pkgs >/dev/null || { apt-get update -qq && apt-get install -y -qq $$pkgs >/dev/null; }; \
+	  else echo "the USB hotplug tests and the phone benchmark need: sudo apt-get install $$pkgs"; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .

@@ -143,6 +143,64 @@ class PrinterConfig(_Section):
         return value
 
 
+class CameraConfig(_Section):
+    """The inspection camera (OpenCV on a V4L2 device or a network stream)."""
+
+    enabled: bool = False
+    # A V4L2 device path ("/dev/video0", "/dev/hwd/camera-...") or a stream URL ("http://.../stream.mjpg").
+    source: str = Field(default="/dev/video0", min_length=1)
+    # Deadline of opening the camera and of reading one frame.
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Stills kept as evidence; the oldest files go beyond this.
+    evidence_max_files: int = Field(default=1000, ge=1, le=1_000_000)
+    # The preview never streams faster than this, whatever a viewer asks.
+    preview_max_fps: float = Field(default=30.0, gt=0, le=30)
+    # Calibration: millimetres per pixel in the tray's plane, at frames calibration_width pixels wide;
+    # None reports no sizes in millimetres.
+    mm_per_px: float | None = Field(default=None, gt=0, le=10)
+    calibration_width: int = Field(default=1920, ge=16, le=16384)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if not re.fullmatch(r"/\S+|(https?|rtsp)://\S+", value):
+            raise ValueError('expected a device path such as "/dev/video0" or a stream URL "http://..."')
+        return value
+
+
+class PhonesConfig(_Section):
+    """The phone ports: discovery, the ports the kiosk has, and the deadlines of reading a phone."""
+
+    enabled: bool = False
+    # Port paths that always show (ABSENT while empty), e.g. ["1-4.1", "1-4.2"]; others show once used.
+    ports: tuple[str, ...] = ()
+    # How long the customer has to allow the kiosk on the phone ("Allow USB debugging?").
+    trust_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    # Deadline of reading one phone once it is connected.
+    identify_timeout_s: float = Field(default=20.0, gt=0, le=300)
+    # The kiosk's ADB key pair (the key a phone is asked to allow); None: STATE_DIR/adb.
+    key_dir: Path | None = None
+    # How phones are found on a real kiosk.
+    discovery: str = Field(default="udev", pattern="^(udev)$")
+
+    @field_validator("ports")
+    @classmethod
+    def _port_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for port in value:
+            if not re.fullmatch(r"\d+-\d+(\.\d+)*", port):
+                raise ValueError(f"{port!r} is not a USB port path such as 1-4.2")
+        if len(set(value)) != len(value):
+            raise ValueError("a port is listed twice")
+        return value
+
+    @field_validator("key_dir")
+    @classmethod
+    def _absolute_key_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+
 class SimulatorConfig(_Section):
     """The simulated kiosk started by `hwd serve --simulated`."""
 
@@ -161,6 +219,8 @@ class Config(_Section):
     carousel: CarouselConfig = CarouselConfig()
     binlock: BinLockConfig = BinLockConfig()
     printer: PrinterConfig = PrinterConfig()
+    camera: CameraConfig = CameraConfig()
+    phones: PhonesConfig = PhonesConfig()
 
     def socket_dir(self) -> Path:
         """The runtime directory of ui.sock and tech.sock: /run/hwd as root, else $XDG_RUNTIME_DIR/hwd."""

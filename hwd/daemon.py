@@ -18,7 +18,11 @@ from typing import IO, Any
 
 from hwd import __version__
 from hwd.config import Config, load_config
+from hwd.discovery.simbus import SimulatorPhones
+from hwd.discovery.udev import UdevWatcher
+from hwd.drivers.android.reader import AndroidReader
 from hwd.drivers.binlock import ModbusBinLock
+from hwd.drivers.camera import OpenCvCamera
 from hwd.drivers.carousel import ModbusCarousel
 from hwd.drivers.escpos import load_logo, render
 from hwd.drivers.modbus import RtuLink
@@ -27,14 +31,17 @@ from hwd.drivers.simkiosk import SimulatorProcess
 from hwd.errors import ConfigError, HwdError
 from hwd.journal import Journal
 from hwd.model import Connector, DaemonLifecycle, DeviceState, LifecyclePhase
+from hwd.model.phones import Platform
 from hwd.rpc.server import Servers, services, start_servers
 from hwd.sdnotify import notify
 from hwd.services.binlock import BinLockService
+from hwd.services.camera import CameraService
 from hwd.services.carousel import CarouselService
 from hwd.services.commands import CommandRunner
 from hwd.services.events import EventBus
 from hwd.services.kiosk import KioskService
 from hwd.services.leases import LeaseTable
+from hwd.services.phones import PhonesService, PortSource
 from hwd.services.printer import PrinterService
 from hwd.services.registry import DAEMON, DeviceRegistry
 from hwd.services.supervisor import Supervisor
@@ -43,6 +50,10 @@ log = logging.getLogger("hwd")
 
 EXIT_CONFIG = 9
 SAMPLE_LOGO = Path(__file__).parent / "data" / "logo.png"
+# The simulated tray's scale at the simulated camera's native 1920x1080 (MM_PER_PX in simulators/camera/scene.py,
+# which hwd does not import): millimetres of tray per pixel, at frames 1920 pixels wide.
+SIMULATED_MM_PER_PX = 0.2
+SIMULATED_CALIBRATION_WIDTH = 1920
 
 
 def _lock(directory: Path) -> IO[str]:
@@ -80,6 +91,8 @@ class Daemon:
         self.carousel: CarouselService | None = None
         self.lock: BinLockService | None = None
         self.printer: PrinterService | None = None
+        self.camera: CameraService | None = None
+        self.phones: PhonesService | None = None
 
     async def run(self, handle_signals: bool = True) -> None:
         """Serves until SIGTERM or SIGINT (or until :attr:`stopping` is set), then stops cleanly
@@ -108,7 +121,9 @@ class Daemon:
             await self._start_simulator(stack)
         self._build_peripherals(stack)
         self._build_printer(stack)
-        served = services(self.kiosk, self.carousel, self.lock, self.printer)
+        self._build_camera()
+        self._build_phones()
+        served = services(self.kiosk, self.carousel, self.lock, self.printer, camera=self.camera, phones=self.phones)
         servers = await start_servers(served, self.cfg.socket_dir(), self.cfg.grpc, self.cfg.daemon.tech_group)
         stack.push_async_callback(servers.stop, self.cfg.grpc.shutdown_grace_s)
         stack.push_async_callback(self.supervisor.stop)
@@ -118,6 +133,10 @@ class Daemon:
         for device in (self.carousel, self.lock, self.printer):
             if device is not None:
                 self.supervisor.start(f"{device.name}-poll", device.run)
+        if self.camera is not None:  # opens the camera, keeps its status, and closes it when cancelled
+            self.supervisor.start("camera", self.camera.run)
+        if self.phones is not None:  # consumes discovery; each port's session is a task of the service
+            self.supervisor.start("phones", self.phones.run)
         await self.registry.set(DAEMON, DeviceState.ONLINE)
         await self.bus.publish(DAEMON, DaemonLifecycle(LifecyclePhase.STARTED, __version__, self.simulated))
         await servers.set_health(True)
@@ -166,6 +185,43 @@ class Daemon:
             self.journal, poll_s=cfg.poll_s,
         )  # fmt: skip
 
+    def _build_camera(self) -> None:
+        """The inspection camera, when this kiosk has one (always when simulated). Its run() opens it."""
+        cfg = self.cfg.camera
+        if not (cfg.enabled or self.simulated):
+            return
+        source, mm_per_px, width = cfg.source, cfg.mm_per_px, cfg.calibration_width
+        if self.simulator is not None:
+            source = self.simulator.endpoints["devices"]["camera"]["endpoint"]
+            mm_per_px, width = SIMULATED_MM_PER_PX, SIMULATED_CALIBRATION_WIDTH
+        self.camera = CameraService(
+            OpenCvCamera(source, timeout_s=cfg.timeout_s), self.registry, self.bus, self.journal,
+            state_dir=self.cfg.state_dir(), session_of=self._session_of, evidence_max_files=cfg.evidence_max_files,
+            timeout_s=cfg.timeout_s, preview_max_fps=cfg.preview_max_fps, mm_per_px=mm_per_px,
+            calibration_width=width,
+        )  # fmt: skip
+
+    def _session_of(self, port: str) -> str | None:
+        """The session of the phone on ``port``, for evidence (None when no phone is there)."""
+        return self.phones.session_of(port) if self.phones is not None else None
+
+    def _build_phones(self) -> None:
+        """The phone ports, when this kiosk reads phones (always when simulated): discovery from udev,
+        or from the simulated kiosk's WatchPhones; Android phones read over ADB with the kiosk's key."""
+        cfg = self.cfg.phones
+        if not (cfg.enabled or self.simulated):
+            return
+        source: PortSource = UdevWatcher()
+        if self.simulator is not None:
+            source = SimulatorPhones(self.simulator.endpoints["control"])
+        reader = AndroidReader(cfg.key_dir or self.cfg.state_dir() / "adb", cfg.trust_timeout_s, cfg.identify_timeout_s)
+        # The reader keeps its own deadlines (connect, prompt, each read); this bound only catches a stuck one.
+        last_resort_s = cfg.trust_timeout_s + 4 * cfg.identify_timeout_s
+        readers = {Platform.ANDROID: reader}
+        self.phones = PhonesService(
+            source, readers, self.registry, self.bus, ports=cfg.ports, identify_deadline_s=last_resort_s
+        )
+
     async def _start_simulator(self, stack: AsyncExitStack) -> None:
         self.simulator = SimulatorProcess(self.cfg.socket_dir() / "sim")
         stack.push_async_callback(self.simulator.stop)
@@ -191,6 +247,8 @@ class Daemon:
         for device in (self.carousel, self.lock):  # the bin ends locked, the carousel still
             if device is not None:
                 await device.safe_stop()
+        if self.phones is not None:  # no phone session, task or connection outlives the daemon
+            await self.phones.stop()
         await self.supervisor.stop()  # no more polling: the STOPPING event is the journal's last word
         await self.bus.publish(DAEMON, DaemonLifecycle(LifecyclePhase.STOPPING, __version__, self.simulated))
         self.bus.close()

@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from hwd.cli.camera import camera_status, probe_camera_json, render_camera_status
 from hwd.cli.client import daemon_peer, open_channel, resolve_socket_dir
+from hwd.cli.phones import list_ports, ports_json, render_ports
 from hwd.cli.render import enum_name, fields, table, timestamp, to_json, yes_no
 from hwd.rpc.pb.hwd.v1 import common_pb2, kiosk_pb2, kiosk_pb2_grpc
 
@@ -71,11 +73,23 @@ def _status_row(status: common_pb2.DeviceStatus, default_name: str = "") -> tupl
 
 
 def probe(args: argparse.Namespace) -> int:
-    """`hwd probe [TARGET]`: prints the daemon's and the devices' status."""
-    with kiosk(args) as stub:
-        status = stub.GetStatus(kiosk_pb2.GetStatusRequest(), timeout=args.timeout)
+    """`hwd probe [TARGET]`: prints the daemon's and the devices' status; `hwd probe camera` adds the
+    camera's source, size, settings and evidence count (under "camera" with --json); `hwd probe` and
+    `hwd probe phones` add the phone ports (under "ports" with --json) when the daemon reads phones."""
+    peer = daemon_peer(resolve_socket_dir(args.socket_dir, args.config))
+    with open_channel(peer, args.timeout) as channel:
+        status = kiosk_pb2_grpc.KioskStub(channel).GetStatus(kiosk_pb2.GetStatusRequest(), timeout=args.timeout)
+        camera = camera_status(channel, args.timeout) if args.target == "camera" else None
+        ports = list_ports(channel, args.timeout) if args.target in (None, "phones") else None
     shown = narrow(status, args.target)
-    print(to_json(shown) if args.json else render_status(shown))
+    if ports is not None:
+        print(ports_json(shown, ports) if args.json else f"{render_status(shown)}\n\n{render_ports(ports)}")
+    elif camera is None:
+        print(to_json(shown) if args.json else render_status(shown))
+    elif args.json:
+        print(probe_camera_json(shown, camera))
+    else:
+        print(f"{render_status(shown)}\n\n{render_camera_status(camera)}")
     return 0
 
 

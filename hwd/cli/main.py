@@ -11,6 +11,7 @@ from typing import TypeAlias
 import grpc
 
 from hwd import __version__
+from hwd.cli.camera import add_camera_parsers
 from hwd.cli.client import CliError, report_rpc_error
 from hwd.cli.config_cmd import config_check
 from hwd.cli.events import events
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_daemon_commands(sub, common)
     add_peripheral_parsers(sub, common)
     add_printer_parsers(sub, common)
+    add_camera_parsers(sub, common)
     config = sub.add_parser("config", help="work with configuration files", parents=common)
     config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
     _command(config_sub, "check", config_check, "validate a configuration file", common).add_argument("file")

@@ -16,6 +16,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from hwd.cli import phones
+from hwd.cli.camera import add_sim_camera_parsers, call_sim_camera
 from hwd.cli.client import SIMULATOR_HINT, CliError, Peer, open_channel, resolve_socket_dir
 from hwd.cli.exitcodes import ExitCode
 from hwd.cli.render import clean, fields, table, timestamp, to_json
@@ -38,6 +40,7 @@ class SimCommand:
     :param render: the human form of the response (--json prints the response itself).
     :param add_arguments: adds the subcommand's own arguments to its parser.
     :param render_json: the --json form, when it is not the response itself.
+    :param add_actions: adds subcommands of its own (``hwd sim camera place ...``), given the common options.
     """
 
     help: str
@@ -45,6 +48,7 @@ class SimCommand:
     render: Callable[[Any], str]
     add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
     render_json: Callable[[Any], str] | None = None
+    add_actions: Callable[[argparse.ArgumentParser, list[argparse.ArgumentParser]], None] | None = None
 
 
 def render_sim_status(status: simulator_pb2.GetStatusResponse) -> str:
@@ -88,10 +92,17 @@ def _fault_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "params", metavar="KEY=VALUE", nargs="*", action=_KeyValues, help="fault parameters, e.g. seconds=5"
     )
+    parser.add_argument("--port", metavar="PORT", help="the phone's port, for `hwd sim fault phone FAULT --port P`")
+
+
+# Short names `hwd sim fault` accepts for simulated devices.
+DEVICE_ALIASES = {"phone": "phones"}
 
 
 def _call_fault(stub: SimStub, args: argparse.Namespace, timeout: float) -> simulator_pb2.FaultResponse:
-    request = simulator_pb2.FaultRequest(device=args.device, fault=args.fault, params=args.params)
+    params = {**args.params, **({"port": args.port} if args.port else {})}
+    device = DEVICE_ALIASES.get(args.device, args.device)
+    request = simulator_pb2.FaultRequest(device=device, fault=args.fault, params=params)
     response: simulator_pb2.FaultResponse = stub.Fault(request, timeout=timeout)
     return response
 
@@ -143,6 +154,27 @@ SIM_COMMANDS: dict[str, SimCommand] = {
         render_receipts,
         render_json=lambda status: json.dumps({"receipts": receipts(status)}, indent=2),
     ),
+    "camera": SimCommand(
+        "set the simulated camera's scene: place or remove a phone, lights, or make the camera vanish",
+        call_sim_camera,
+        render_fault,
+        add_actions=add_sim_camera_parsers,
+    ),
+    "profiles": SimCommand(
+        "list the phone profiles the simulator can plug in", phones.call_profiles, phones.render_profiles
+    ),
+    "plug": SimCommand(
+        "plug a simulated phone of a profile into a port; --trust says what the customer answers on the phone",
+        phones.call_plug,
+        phones.render_plug,
+        phones.plug_arguments,
+    ),
+    "unplug": SimCommand(
+        "unplug the simulated phone on a port",
+        phones.call_unplug,
+        lambda _response: "phone unplugged",
+        phones.unplug_arguments,
+    ),
     "shutdown": SimCommand(
         "stop the simulator process",
         lambda stub, _args, timeout: stub.Shutdown(simulator_pb2.ShutdownRequest(), timeout=timeout),
@@ -160,6 +192,8 @@ def add_sim_parsers(sim_parser: argparse.ArgumentParser, parents: list[argparse.
         parser = sub.add_parser(name, help=command.help, description=command.help, parents=parents)
         parser.add_argument("--endpoints", metavar="FILE", default=argparse.SUPPRESS, help=help_text)
         command.add_arguments(parser)
+        if command.add_actions is not None:
+            command.add_actions(parser, parents)
 
 
 def endpoints_path(args: argparse.Namespace) -> Path:

@@ -12,6 +12,7 @@ from typing import TypeVar
 from hwd.errors import HwdError, JournalUnavailable
 from hwd.journal.store import JournalStore
 from hwd.model import CommandRecord, CommandState, Event, EventPayload
+from hwd.model.camera import EvidenceRecord
 
 __all__ = ["Journal", "JournalStore"]
 
@@ -79,3 +80,23 @@ class Journal:
     async def mark_unfinished_unknown(self) -> list[CommandRecord]:
         """Turns commands left PENDING by a crash into OUTCOME_UNKNOWN and returns them."""
         return await self._run(self.store.mark_unfinished_unknown)
+
+    async def add_evidence(self, record: EvidenceRecord) -> None:
+        """Commits one evidence row (write its file first)."""
+        await self._run(lambda: self.store.add_evidence(record))
+
+    async def list_evidence(self, session_id: str | None = None) -> list[EvidenceRecord]:
+        """Evidence rows, oldest first: all, or those of one phone session."""
+        return await self._run(lambda: self.store.list_evidence(session_id))
+
+    async def evidence_count(self) -> int:
+        """How many evidence rows there are."""
+        return await self._run(self.store.evidence_count)
+
+    async def evidence_beyond(self, keep: int) -> list[EvidenceRecord]:
+        """The evidence rows past the newest ``keep``, oldest first."""
+        return await self._run(lambda: self.store.evidence_beyond(keep))
+
+    async def delete_evidence(self, evidence_ids: list[str]) -> int:
+        """Deletes these evidence rows. :returns: how many went."""
+        return await self._run(lambda: self.store.delete_evidence(evidence_ids))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hwd.errors import JournalUnavailable
 from hwd.model import CommandRecord, CommandState, Event, EventPayload, payload_from_json, payload_to_json
+from hwd.model.camera import EvidenceRecord, ImageFormat
 
 # Each entry moves the schema from version N to N+1 (PRAGMA user_version). Only ever append.
 MIGRATIONS: tuple[str, ...] = (
@@ -48,6 +49,12 @@ MIGRATIONS: tuple[str, ...] = (
         metadata   TEXT NOT NULL,
         created_ns INTEGER NOT NULL
     );
+    """,
+    # Evidence is looked up by its public id and listed by phone port.
+    """
+    ALTER TABLE evidence ADD COLUMN evidence_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE evidence ADD COLUMN port TEXT NOT NULL DEFAULT '';
+    CREATE INDEX evidence_by_evidence_id ON evidence(evidence_id);
     """,
 )
 
@@ -216,6 +223,64 @@ class JournalStore:
             json.loads(outcome) if outcome else None,
             json.loads(error) if error else None,
         )
+
+    # -- evidence ----------------------------------------------------------------------------
+
+    def add_evidence(self, record: EvidenceRecord) -> None:
+        """Commits one evidence row (its file is already on disk)."""
+        metadata = json.dumps({"width": record.width, "height": record.height}, separators=(",", ":"))
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO evidence(evidence_id, session, port, kind, path, sha256, metadata, created_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.evidence_id, record.session_id, record.port, record.format.value, record.file,
+                 record.sha256, metadata, record.captured_ns),
+            )  # fmt: skip
+
+    def list_evidence(self, session_id: str | None = None) -> list[EvidenceRecord]:
+        """Evidence rows, oldest first: all of them, or those of one phone session."""
+        where, args = ("WHERE session = ?", (session_id,)) if session_id is not None else ("", ())
+        rows = self._conn.execute(f"{_EVIDENCE_SELECT} {where} ORDER BY id", args).fetchall()
+        return [_evidence(*row) for row in rows]
+
+    def evidence_count(self) -> int:
+        """How many evidence rows there are."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM evidence").fetchone()[0])
+
+    def evidence_beyond(self, keep: int) -> list[EvidenceRecord]:
+        """The rows past the newest ``keep``, oldest first (what a retention limit of ``keep`` removes)."""
+        rows = self._conn.execute(
+            f"{_EVIDENCE_SELECT} WHERE id NOT IN (SELECT id FROM evidence ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (max(keep, 0),),
+        ).fetchall()
+        return [_evidence(*row) for row in rows]
+
+    def delete_evidence(self, evidence_ids: list[str]) -> int:
+        """Deletes the rows of these evidence ids. :returns: how many rows went."""
+        with self._write() as db:
+            return sum(
+                db.execute("DELETE FROM evidence WHERE evidence_id = ?", (eid,)).rowcount for eid in evidence_ids
+            )
+
+
+_EVIDENCE_SELECT = "SELECT evidence_id, session, port, kind, path, sha256, metadata, created_ns FROM evidence"
+
+
+def _evidence(
+    evidence_id: str, session: str, port: str, kind: str, path: str, sha256: str, metadata: str, created_ns: int
+) -> EvidenceRecord:
+    try:
+        size = json.loads(metadata)
+        return EvidenceRecord(
+            evidence_id, session, port, ImageFormat(kind), path, sha256, int(size["width"]), int(size["height"]),
+            created_ns,
+        )  # fmt: skip
+    except (ValueError, TypeError, KeyError) as exc:  # damaged on disk, or written by another hwd version
+        raise JournalUnavailable(
+            f"journal evidence {evidence_id!r} cannot be read: {exc}",
+            device="journal",
+            hint="Run the hwd version that wrote it, or restore the journal from a backup.",
+        ) from exc
 
 
 def _event(seq: int, time_ns: int, source: str, kind: str, text: str) -> Event:

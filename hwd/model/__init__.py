@@ -1,5 +1,15 @@
 """Pure value types shared by every layer: no I/O, no protobuf."""
 
+from hwd.model.camera import (
+    AppliedSetting,
+    CameraInfo,
+    CameraSettings,
+    ImageFormat,
+    PreviewFrame,
+    SettingProblem,
+    Still,
+    quality_problem,
+)
 from hwd.model.commands import CommandRecord, CommandState
 from hwd.model.events import (
     Alarm,
@@ -20,6 +30,7 @@ from hwd.model.events import (
     payload_from_json,
     payload_to_json,
 )
+from hwd.model.inspection import InspectionSignals, Signal
 from hwd.model.leases import Lease, LeaseChange, LifecyclePhase
 from hwd.model.peripherals import (
     CableTest,
@@ -51,9 +62,12 @@ from hwd.model.status import DeviceState, DeviceStatus
 __all__ = [
     "Alarm",
     "Align",
+    "AppliedSetting",
     "Barcode",
     "BarcodeKind",
     "CableTest",
+    "CameraInfo",
+    "CameraSettings",
     "CarouselMotion",
     "CarouselState",
     "CommandOutcomeUnknown",
@@ -71,6 +85,8 @@ __all__ = [
     "EventPayload",
     "EvidenceCaptured",
     "Feed",
+    "ImageFormat",
+    "InspectionSignals",
     "Lease",
     "LeaseChange",
     "LeaseChanged",
@@ -82,16 +98,21 @@ __all__ = [
     "MotionPhase",
     "NoteAdded",
     "PortChanged",
+    "PreviewFrame",
     "PrintJobChanged",
     "PrinterStatus",
     "QrCode",
     "Receipt",
     "ReceiptProblem",
     "Separator",
+    "SettingProblem",
+    "Signal",
+    "Still",
     "TextLine",
     "Voucher",
     "payload_from_json",
     "payload_to_json",
+    "quality_problem",
     "receipt_problem",
     "voucher_problem",
 ]

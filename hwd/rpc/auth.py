@@ -30,10 +30,14 @@ LOCK_UI = frozenset(f"/hwd.v1.BinLock/{m}" for m in ("GetStatus", "WatchStatus",
 LOCK_TECH = LOCK_UI | {"/hwd.v1.BinLock/Unlock"}
 
 PRINTER = frozenset(f"/hwd.v1.Printer/{m}" for m in ("GetStatus", "Print", "GetJob", "WatchJobs"))
+# The kiosk UI follows the phone ports and re-reads a phone; so does a technician.
+PHONES = frozenset(f"/hwd.v1.Phones/{m}" for m in ("ListPorts", "GetPort", "WatchPorts", "Refresh"))
+# The kiosk UI takes stills and shows the preview; so does a technician.
+CAMERA = frozenset(f"/hwd.v1.Camera/{m}" for m in ("GetStatus", "Capture", "Preview", "Inspect"))
 
 ALLOWED: dict[str, frozenset[str]] = {
-    UI: HEALTH | KIOSK_UI | CAROUSEL | LOCK_UI | PRINTER,
-    TECH: HEALTH | REFLECTION | KIOSK_TECH | CAROUSEL | LOCK_TECH | PRINTER,
+    UI: HEALTH | KIOSK_UI | CAROUSEL | LOCK_UI | PRINTER | CAMERA | PHONES,
+    TECH: HEALTH | REFLECTION | KIOSK_TECH | CAROUSEL | LOCK_TECH | PRINTER | CAMERA | PHONES,
 }
 
 # The role of the socket the current call came in on (set per call by the edge interceptor).

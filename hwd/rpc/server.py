@@ -16,23 +16,31 @@ from grpc_reflection.v1alpha import reflection
 
 from hwd.config import GrpcConfig
 from hwd.rpc.auth import TECH, UI
+from hwd.rpc.camera import CameraServicer
 from hwd.rpc.edge import EdgeInterceptor
 from hwd.rpc.kiosk import KioskServicer
 from hwd.rpc.pb.hwd.v1 import (
     binlock_pb2,
     binlock_pb2_grpc,
+    camera_pb2,
+    camera_pb2_grpc,
     carousel_pb2,
     carousel_pb2_grpc,
     kiosk_pb2,
     kiosk_pb2_grpc,
+    phones_pb2,
+    phones_pb2_grpc,
     printer_pb2,
     printer_pb2_grpc,
 )
 from hwd.rpc.peripherals import BinLockServicer, CarouselServicer
+from hwd.rpc.phones import PhonesServicer
 from hwd.rpc.printer import PrinterServicer
 from hwd.services.binlock import BinLockService
+from hwd.services.camera import CameraService
 from hwd.services.carousel import CarouselService
 from hwd.services.kiosk import KioskService
+from hwd.services.phones import PhonesService
 from hwd.services.printer import PrinterService
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,8 @@ KIOSK = kiosk_pb2.DESCRIPTOR.services_by_name["Kiosk"].full_name
 CAROUSEL = carousel_pb2.DESCRIPTOR.services_by_name["Carousel"].full_name
 BINLOCK = binlock_pb2.DESCRIPTOR.services_by_name["BinLock"].full_name
 PRINTER = printer_pb2.DESCRIPTOR.services_by_name["Printer"].full_name
+CAMERA = camera_pb2.DESCRIPTOR.services_by_name["Camera"].full_name
+PHONES = phones_pb2.DESCRIPTOR.services_by_name["Phones"].full_name
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,9 @@ def services(
     carousel: CarouselService | None = None,
     lock: BinLockService | None = None,
     printer: PrinterService | None = None,
+    *,
+    phones: PhonesService | None = None,
+    camera: CameraService | None = None,
 ) -> list[Service]:
     """The services of this kiosk: Kiosk always, the device services when the kiosk has the device."""
     kiosk_servicer = KioskServicer(kiosk)
@@ -69,6 +82,12 @@ def services(
     if printer is not None:
         printer_servicer = PrinterServicer(printer)
         out.append(Service(PRINTER, lambda s: printer_pb2_grpc.add_PrinterServicer_to_server(printer_servicer, s)))
+    if phones is not None:
+        phones_servicer = PhonesServicer(phones)
+        out.append(Service(PHONES, lambda s: phones_pb2_grpc.add_PhonesServicer_to_server(phones_servicer, s)))
+    if camera is not None:
+        camera_servicer = CameraServicer(camera)
+        out.append(Service(CAMERA, lambda s: camera_pb2_grpc.add_CameraServicer_to_server(camera_servicer, s)))
     return out
 
 

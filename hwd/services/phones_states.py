@@ -1,0 +1,156 @@
+"""What a phone port's states mean outside the port table: the device registry's view of them, the
+outcome of an identification (state, reason, hint), and the bounded queues of port watchers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hwd.errors import HwdError, PhoneError, ShuttingDown
+from hwd.model import DeviceState
+from hwd.model.phones import PhoneReport, Platform, PortEvent, PortState, PortStatus
+
+TRUST_HINT = "Unlock the phone and answer the prompt on its screen."  # when the reader gives no text
+WAITING_DETAIL = "waiting for the customer to allow the kiosk on the phone"
+DEBUGGING_HINT = (
+    "On the phone, open Settings > About phone and tap Build number seven times, then turn on "
+    "Settings > System > Developer options > USB debugging, and plug the phone in again."
+)
+NOT_A_PHONE_HINT = "This is not a phone the kiosk can read: unplug it."
+NO_READER_HINT = "This kiosk cannot read this kind of phone yet: hand the phone back to the customer."
+FRP_HINT = "Ask the customer to remove their Google account (Settings > Accounts) before the phone is taken in."
+RETRY_HINT = "Unplug the phone and plug it in again; if it fails again, restart the phone."
+DENIED_HINTS = {
+    "TRUST_REFUSED": "Unplug the phone, plug it in again and tap Allow on the phone.",
+    "TRUST_TIMEOUT": "Unplug the phone, plug it in again, unlock it and tap Allow when it asks.",
+}
+
+# How each port state shows in the device registry (device "port:<path>"): a port with nothing in
+# it is NO_DEVICE; a session in progress keeps the port BUSY; the customer must act on DENIED and
+# UNSUPPORTED; a phone that fails mid-read is a fault of what is on the port.
+DEVICE_STATES: dict[PortState, DeviceState] = {
+    PortState.ABSENT: DeviceState.NO_DEVICE,
+    PortState.ENUMERATING: DeviceState.BUSY,
+    PortState.AWAITING_TRUST: DeviceState.BUSY,
+    PortState.IDENTIFYING: DeviceState.BUSY,
+    PortState.READY: DeviceState.ONLINE,
+    PortState.LOCKED: DeviceState.ONLINE,
+    PortState.DENIED: DeviceState.USER_ERROR,
+    PortState.UNSUPPORTED: DeviceState.USER_ERROR,
+    PortState.ERROR: DeviceState.HARDWARE_ERROR,
+}
+
+
+def device_name(port: str) -> str:
+    """The registry and event source name of a port: ``port:<path>``."""
+    return f"port:{port}"
+
+
+def registry_status(status: PortStatus) -> tuple[DeviceState, str, str, str]:
+    """The (state, reason, detail, hint) a port shows in the device registry.
+
+    A state in progress without a reason of its own is named by the state (e.g. ``AWAITING_TRUST``),
+    so that `hwd probe` says what the port is doing.
+    """
+    reason = status.reason
+    if reason == "OK" and status.state not in (PortState.READY, PortState.LOCKED):
+        reason = status.state.value
+    return DEVICE_STATES[status.state], reason, status.detail or status.trust_prompt, status.recovery_hint
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a session ends: the port's final state with its reason, detail, hint and report."""
+
+    state: PortState
+    reason: str = "OK"
+    detail: str = ""
+    hint: str = ""
+    report: PhoneReport | None = None
+
+
+def _frp_likely(report: PhoneReport) -> bool:
+    return report.frp_likely.available and report.frp_likely.value is True
+
+
+# Which complete reports are LOCKED, by platform: Android when Factory Reset Protection is likely.
+LOCK_RULES: dict[Platform, Callable[[PhoneReport], bool]] = {Platform.ANDROID: _frp_likely}
+
+
+def identified(platform: Platform, report: PhoneReport) -> Outcome:
+    """The outcome of a complete report: LOCKED when the platform's lock rule holds, else READY."""
+    rule = LOCK_RULES.get(platform)
+    if rule is not None and rule(report):
+        return Outcome(PortState.LOCKED, "FRP_LIKELY", "a Google account is on the phone", FRP_HINT, report)
+    return Outcome(PortState.READY, report=report)
+
+
+def failed(error: HwdError) -> Outcome:
+    """The outcome of a failed identification: DENIED for a refused or ignored prompt, UNSUPPORTED
+    for USB debugging off, else ERROR with the phone's reason (``PhoneError.code``) or the error's own."""
+    if isinstance(error, PhoneError):
+        if error.code == "USB_DEBUGGING_OFF":  # the reader found no ADB interface after all
+            return Outcome(PortState.UNSUPPORTED, error.code, error.message, DEBUGGING_HINT)
+        if error.code in DENIED_HINTS:
+            return Outcome(PortState.DENIED, error.code, error.message, DENIED_HINTS[error.code])
+        return Outcome(PortState.ERROR, error.code, error.message, error.hint or RETRY_HINT)
+    return Outcome(PortState.ERROR, error.reason, error.message, error.hint or RETRY_HINT)
+
+
+def unsupported(event: PortEvent, readable: frozenset[Platform]) -> Outcome | None:
+    """The UNSUPPORTED outcome of a device the kiosk cannot read, or None when it can try.
+
+    :param readable: the platforms the service has a reader for.
+    """
+    what = event.description or "a USB device"
+    if event.platform is None:
+        return Outcome(PortState.UNSUPPORTED, "NOT_A_PHONE", f"{what} is not a phone", NOT_A_PHONE_HINT)
+    if event.platform is Platform.ANDROID and not event.debuggable:
+        detail = "the phone offers no USB debugging interface (only file transfer)"
+        return Outcome(PortState.UNSUPPORTED, "USB_DEBUGGING_OFF", detail, DEBUGGING_HINT)
+    if event.platform not in readable:
+        detail = f"this kiosk has no reader for {event.platform.value} phones"
+        return Outcome(PortState.UNSUPPORTED, "PLATFORM_NOT_SUPPORTED", detail, NO_READER_HINT)
+    return None
+
+
+class PortWatcher:
+    """One WatchPorts subscriber's backlog of port states.
+
+    While it keeps up it gets every state; past ``cap`` waiting states the backlog is compacted to
+    the newest state of each port, so a slow watcher loses intermediate states but always gets the
+    latest, and its memory stays bounded by the number of ports.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._items: deque[PortStatus] = deque()
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    def offer(self, status: PortStatus) -> None:
+        """Queues ``status`` (never blocks)."""
+        self._items.append(status)
+        if len(self._items) > self._cap:
+            latest: dict[str, PortStatus] = {}
+            for item in self._items:
+                latest.pop(item.port, None)  # re-inserted at the end: ordered by their newest change
+                latest[item.port] = item
+            self._items = deque(latest.values())
+        self._wake.set()
+
+    def close(self) -> None:
+        """Ends the subscription: :meth:`next` raises ShuttingDown once the backlog is read."""
+        self._closed = True
+        self._wake.set()
+
+    async def next(self) -> PortStatus:
+        """The next state. :raises ShuttingDown: once closed and drained."""
+        while not self._items:
+            if self._closed:
+                raise ShuttingDown("the daemon is stopping")
+            self._wake.clear()
+            await self._wake.wait()
+        return self._items.popleft()

@@ -1,0 +1,367 @@
+"""The OpenCV camera driver against a real MJPEG video file, an MJPEG-over-HTTP server, and a stand-in
+V4L2 capture (settings read back, a device that hangs)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from hwd.drivers.camera import OpenCvCamera, encode_image
+from hwd.drivers.camera_owner import sized_url
+from hwd.errors import DeviceUnavailable
+from hwd.model import CameraSettings, ImageFormat
+from hwd.model.camera import CameraLink
+
+
+def _fast(source: str, opener: Any = None) -> OpenCvCamera:
+    """A camera with short deadlines and backoff, so that losses and reconnects happen quickly."""
+    extra = {} if opener is None else {"opener": opener}
+    return OpenCvCamera(source, timeout_s=1.0, backoff_s=0.05, max_backoff_s=0.2, **extra)
+
+
+def _frame(width: int, height: int, shade: int) -> Any:
+    image = np.zeros((height, width, 3), np.uint8)
+    image[:, :, 1] = shade
+    return image
+
+
+def _camera_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("camera")]
+
+
+async def _until(camera: OpenCvCamera, online: bool) -> CameraLink:
+    link = camera.link()
+    while link.online is not online:
+        link = await camera.link_changed(link.version)
+    return link
+
+
+# ---- a video file ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    path = tmp_path / "tray.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (320, 240))
+    for shade in range(0, 250, 25):
+        writer.write(_frame(320, 240, shade))
+    writer.release()
+    return path
+
+
+@pytest.fixture
+async def file_camera(video: Path) -> AsyncIterator[OpenCvCamera]:
+    camera = _fast(str(video))
+    yield camera
+    await camera.close()
+
+
+async def test_a_video_file_gives_frames_and_loops_at_its_end(file_camera: OpenCvCamera) -> None:
+    link = await file_camera.open()
+    assert link.online
+    assert link.reason == "OK"
+    frame = await file_camera.next_frame(0)
+    assert (frame.width, frame.height) == (320, 240)
+    later = await file_camera.next_frame(25)  # the file has 10 frames: it was looped
+    assert later.sequence == 26
+    settings = {s.name: s.actual for s in file_camera.settings()}
+    assert (settings["width"], settings["height"]) == ("320", "240")
+
+
+async def test_a_size_the_file_lacks_is_reported_not_applied(file_camera: OpenCvCamera) -> None:
+    await file_camera.open()
+    applied = {s.name: s for s in await file_camera.apply(CameraSettings(width=640, height=480, focus=10))}
+    assert not applied["width"].applied
+    assert applied["width"].actual == "320"
+    assert applied["width"].detail == "the device has no 640x480 mode; frames are 320x240"
+    assert not applied["focus"].applied
+    assert applied["focus"].detail == "the device has no focus control"
+
+
+async def test_stills_encode_as_jpeg_and_png(file_camera: OpenCvCamera) -> None:
+    await file_camera.open()
+    frame = await file_camera.next_frame(0)
+    jpeg = await file_camera.encode(frame, ImageFormat.JPEG, 90)
+    png = await file_camera.encode(frame, ImageFormat.PNG, 90)
+    assert jpeg[:3] == b"\xff\xd8\xff"
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    assert decoded.shape == (240, 320, 3)
+    assert len(encode_image(frame.pixels, ImageFormat.JPEG, 10)) < len(jpeg)
+
+
+async def test_close_leaves_no_thread_and_commands_then_fail(video: Path) -> None:
+    camera = _fast(str(video))
+    await camera.open()
+    assert _camera_threads()
+    await camera.close()
+    assert _camera_threads() == []
+    assert camera.link().reason == "CLOSED"
+    with pytest.raises(DeviceUnavailable):
+        await camera.apply(CameraSettings(fps=10))
+
+
+async def test_a_missing_source_is_offline_and_retried(tmp_path: Path) -> None:
+    camera = _fast(str(tmp_path / "nothing.avi"))
+    try:
+        link = await camera.open()
+        assert not link.online
+        assert link.reason == "CAMERA_NOT_FOUND"
+        with pytest.raises(DeviceUnavailable, match="offline"):
+            await camera.next_frame(0)
+    finally:
+        await camera.close()
+    assert _camera_threads() == []
+
+
+# ---- an MJPEG-over-HTTP camera -----------------------------------------------------------------
+
+
+class MjpegServer:
+    """An IP camera stand-in: multipart JPEG at ~30 fps, native 640x480, ``?size=320x240`` variant.
+
+    ``flowing`` cleared freezes every stream (connections stay open, no bytes move).
+    """
+
+    SIZES = {"": (640, 480), "320x240": (320, 240)}
+
+    def __init__(self) -> None:
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.closing = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                size = outer.SIZES.get(
+                    urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("size", [""])[0]
+                )
+                if size is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                outer.stream(self, size)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="mjpeg-server")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
+
+    def stream(self, handler: http.server.BaseHTTPRequestHandler, size: tuple[int, int]) -> None:
+        shade = 0
+        while not self.closing.is_set():
+            self.flowing.wait()
+            if self.closing.is_set():
+                return
+            jpeg = encode_image(_frame(*size, shade % 256), ImageFormat.JPEG, 80)
+            part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%b\r\n" % (len(jpeg), jpeg)
+            try:
+                handler.wfile.write(part)
+            except OSError:  # the client went away
+                return
+            shade += 1
+            self.closing.wait(1 / 30)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[MjpegServer]:
+        self.thread.start()
+        try:
+            yield self
+        finally:
+            self.closing.set()
+            self.flowing.set()
+            self.httpd.shutdown()
+            self.httpd.server_close()  # joins the handler threads
+            self.thread.join()
+
+
+@pytest.fixture
+def mjpeg() -> Iterator[MjpegServer]:
+    with MjpegServer().running() as server:
+        yield server
+
+
+async def test_a_stream_gives_its_latest_frame_and_counts_frames(mjpeg: MjpegServer) -> None:
+    camera = _fast(mjpeg.url)
+    try:
+        assert (await camera.open()).online
+        first = await camera.next_frame(0)
+        second = await camera.next_frame(first.sequence)
+        assert (second.width, second.height) == (640, 480)
+        assert second.sequence > first.sequence
+        assert camera.frames >= 2
+    finally:
+        await camera.close()
+
+
+async def test_a_stream_size_variant_is_applied_and_a_missing_one_is_not(mjpeg: MjpegServer) -> None:
+    camera = _fast(mjpeg.url)
+    try:
+        await camera.open()
+        small = {s.name: s for s in await camera.apply(CameraSettings(width=320, height=240))}
+        assert small["width"].applied
+        assert small["height"].actual == "240"
+        frame = await camera.next_frame(camera.latest().sequence)  # type: ignore[union-attr]
+        assert (frame.width, frame.height) == (320, 240)
+        odd = {s.name: s for s in await camera.apply(CameraSettings(width=1000, height=1000))}
+        assert not odd["width"].applied
+        assert (odd["width"].actual, odd["height"].actual) == ("320", "240")
+        fps = {s.name: s for s in await camera.apply(CameraSettings(fps=10))}["fps"]
+        assert not fps.applied
+        assert fps.detail == "the device has no frame rate control"
+    finally:
+        await camera.close()
+
+
+async def test_a_frozen_stream_hits_the_deadline_and_the_driver_reconnects(mjpeg: MjpegServer) -> None:
+    camera = _fast(mjpeg.url)
+    try:
+        await camera.open()
+        await camera.apply(CameraSettings(width=320, height=240))
+        mjpeg.flowing.clear()
+        lost = await _until(camera, online=False)
+        assert lost.reason == "CAMERA_LOST"
+        with pytest.raises(DeviceUnavailable):
+            await camera.next_frame(0)
+        mjpeg.flowing.set()
+        await _until(camera, online=True)
+        frame = await camera.next_frame(0)
+        assert (frame.width, frame.height) == (320, 240)  # the size asked for survives the reconnect
+    finally:
+        await camera.close()
+    assert _camera_threads() == []
+
+
+def test_sized_url_replaces_an_existing_size() -> None:
+    assert sized_url("http://h:1/s.mjpg?size=9x9&x=1", 320, 240) == "http://h:1/s.mjpg?x=1&size=320x240"
+
+
+# ---- a V4L2 device (stand-in capture) ----------------------------------------------------------
+
+
+class StandInV4l2:
+    """A V4L2 capture as OpenCV's backend presents it: modes 640x480 and 1280x720, exposure (1..5000,
+    only in manual mode) and white balance controls, no focus control. ``hang`` makes ``read`` block
+    until ``freed`` is set, like a device that stops answering."""
+
+    MODES = frozenset({(640, 480), (1280, 720)})
+
+    def __init__(self, hang: threading.Event, freed: threading.Event) -> None:
+        self.hang, self.freed, self.pace = hang, freed, threading.Event()
+        self.props = {
+            cv2.CAP_PROP_FRAME_WIDTH: 640.0, cv2.CAP_PROP_FRAME_HEIGHT: 480.0, cv2.CAP_PROP_FPS: 30.0,
+            cv2.CAP_PROP_AUTO_EXPOSURE: 3.0, cv2.CAP_PROP_EXPOSURE: 150.0, cv2.CAP_PROP_AUTO_WB: 1.0,
+            cv2.CAP_PROP_WB_TEMPERATURE: 4600.0,
+        }  # fmt: skip
+        self.asked_width = 640.0
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self) -> tuple[bool, Any]:
+        if self.hang.is_set():
+            self.freed.wait()
+            return False, None
+        self.pace.wait(0.01)  # a 100 fps sensor
+        return True, _frame(int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT]), 9)
+
+    def set(self, prop: int, value: float) -> bool:
+        if prop == cv2.CAP_PROP_FRAME_WIDTH:
+            self.asked_width = value
+        elif prop == cv2.CAP_PROP_FRAME_HEIGHT:
+            if (int(self.asked_width), int(value)) in self.MODES:
+                self.props[cv2.CAP_PROP_FRAME_WIDTH], self.props[prop] = self.asked_width, value
+        elif prop == cv2.CAP_PROP_EXPOSURE:
+            if self.props[cv2.CAP_PROP_AUTO_EXPOSURE] == 1.0:
+                self.props[prop] = min(max(value, 1.0), 5000.0)
+        elif prop == cv2.CAP_PROP_WB_TEMPERATURE:
+            if self.props[cv2.CAP_PROP_AUTO_WB] == 0.0:
+                self.props[prop] = value
+        elif prop in self.props:
+            self.props[prop] = value
+        else:
+            return False
+        return True
+
+    def get(self, prop: int) -> float:
+        return self.props.get(prop, -1.0)
+
+    def release(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _stand_ins() -> Iterator[tuple[list[StandInV4l2], threading.Event, threading.Event, Any]]:
+    made: list[StandInV4l2] = []
+    hang, freed = threading.Event(), threading.Event()
+
+    def opener(source: str, api: int, params: list[int]) -> StandInV4l2:
+        assert api == cv2.CAP_V4L2
+        made.append(StandInV4l2(hang if not made else threading.Event(), freed))
+        return made[-1]
+
+    try:
+        yield made, hang, freed, opener
+    finally:
+        freed.set()
+
+
+async def test_v4l2_settings_are_applied_and_read_back() -> None:
+    with _stand_ins() as (_, _, _, opener):
+        camera = _fast("/dev/video-standin", opener)
+        try:
+            await camera.open()
+            asked = CameraSettings(width=1280, height=720, exposure=200, white_balance_k=5000, focus=10)
+            got = {s.name: s for s in await camera.apply(asked)}
+            assert (got["width"].actual, got["height"].actual) == ("1280", "720")
+            assert got["height"].applied
+            assert (got["exposure"].actual, got["exposure"].applied) == ("200", True)
+            assert (got["auto_exposure"].requested, got["auto_exposure"].actual) == ("false", "false")
+            assert (got["white_balance_k"].actual, got["auto_white_balance"].actual) == ("5000", "false")
+            assert got["focus"].detail == "the device has no focus control"
+            assert got["fps"].requested == ""  # not asked for: read back as it stands
+            frame = await camera.next_frame(camera.latest().sequence)  # type: ignore[union-attr]
+            assert (frame.width, frame.height) == (1280, 720)
+            clamped = {s.name: s for s in await camera.apply(CameraSettings(exposure=99999))}["exposure"]
+            assert not clamped.applied
+            assert clamped.detail == "the device reads back 5000"
+            assert {s.name: s.actual for s in camera.settings()}["exposure"] == "5000"
+        finally:
+            await camera.close()
+
+
+async def test_a_device_that_hangs_is_abandoned_and_reconnected() -> None:
+    with _stand_ins() as (made, hang, freed, opener):
+        camera = OpenCvCamera("/dev/video-standin", opener=opener, timeout_s=0.2, backoff_s=0.05, max_backoff_s=0.2)
+        try:
+            await camera.open()
+            await camera.apply(CameraSettings(width=1280, height=720))
+            hang.set()
+            stalled = await _until(camera, online=False)
+            assert stalled.reason == "CAMERA_STALLED"
+            await _until(camera, online=True)
+            frame = await camera.next_frame(0)
+            assert (frame.width, frame.height) == (1280, 720), "the new connection gets the settings asked before"
+            assert len(made) == 2
+            assert camera.stalls == 1
+            freed.set()  # the stuck call returns: the abandoned thread releases its capture and ends
+        finally:
+            await camera.close()
+        assert _camera_threads() == []
