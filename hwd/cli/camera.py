@@ -16,7 +16,15 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from hwd.cli.client import CliError, Peer, check_socket, daemon_peer, resolve_socket_dir, wait_connected
+from hwd.cli.client import (
+    CliError,
+    Peer,
+    check_socket,
+    daemon_peer,
+    resolve_socket_dir,
+    unless_unimplemented,
+    wait_connected,
+)
 from hwd.cli.exitcodes import ExitCode
 from hwd.cli.render import EMPTY_CELL, enum_name, fields, table, timestamp, yes_no
 from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
@@ -231,15 +239,8 @@ def probe_camera_json(status: Message, camera: camera_pb2.GetCameraStatusRespons
 
 def camera_status(channel: grpc.Channel, timeout: float) -> camera_pb2.GetCameraStatusResponse | None:
     """Camera.GetStatus on ``channel``, or None when the daemon serves no camera (UNIMPLEMENTED)."""
-    try:
-        response: camera_pb2.GetCameraStatusResponse = camera_pb2_grpc.CameraStub(channel).GetStatus(
-            camera_pb2.GetCameraStatusRequest(), timeout=timeout
-        )
-    except grpc.RpcError as exc:
-        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-            return None
-        raise
-    return response
+    stub = camera_pb2_grpc.CameraStub(channel)
+    return unless_unimplemented(lambda: stub.GetStatus(camera_pb2.GetCameraStatusRequest(), timeout=timeout))
 
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,11 +6,11 @@ import os
 import stat
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
@@ -137,6 +137,19 @@ def open_channel(peer: Peer, timeout: float) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(peer.target) as channel:
         wait_connected(channel, peer, timeout)
         yield channel
+
+
+_Response = TypeVar("_Response")
+
+
+def unless_unimplemented(call: Callable[[], _Response]) -> _Response | None:
+    """Runs one rpc; None when the daemon does not serve it (UNIMPLEMENTED: this kiosk lacks the device)."""
+    try:
+        return call()
+    except grpc.RpcError as exc:
+        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+            return None
+        raise
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:

@@ -9,6 +9,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from hwd.cli.client import unless_unimplemented
 from hwd.cli.render import EMPTY_CELL, clean, enum_name, table, timestamp
 from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
 from hwd.rpc.pb.hwd.v1 import phones_pb2, phones_pb2_grpc
@@ -24,15 +25,8 @@ SimStub = simulator_pb2_grpc.SimulatorStub
 
 def list_ports(channel: grpc.Channel, timeout: float) -> phones_pb2.ListPortsResponse | None:
     """Phones.ListPorts on ``channel``, or None when the daemon reads no phones (UNIMPLEMENTED)."""
-    try:
-        response: phones_pb2.ListPortsResponse = phones_pb2_grpc.PhonesStub(channel).ListPorts(
-            phones_pb2.ListPortsRequest(), timeout=timeout
-        )
-    except grpc.RpcError as exc:
-        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-            return None
-        raise
-    return response
+    stub = phones_pb2_grpc.PhonesStub(channel)
+    return unless_unimplemented(lambda: stub.ListPorts(phones_pb2.ListPortsRequest(), timeout=timeout))
 
 
 def _value(field: phones_pb2.ReportField) -> str:
