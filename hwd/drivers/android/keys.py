@@ -19,6 +19,9 @@ from hwd.errors import PhoneError
 
 KEY_NAME = "adbkey"
 _LOCK = threading.Lock()  # one key pair per directory, even if two phones arrive at once
+# Loading the private key costs ~15 ms of CPU (OpenSSL checks the RSA key): once per key file, not
+# once per phone. Keyed by the file's identity, so a replaced key is loaded again.
+_LOADED: dict[tuple[Path, int, int, int], Any] = {}
 
 
 def _load_or_create(key_dir: Path) -> Any:
@@ -35,9 +38,13 @@ def _load_or_create(key_dir: Path) -> Any:
             keygen(str(staging))
             os.replace(f"{staging}.pub", f"{private}.pub")
             os.replace(staging, private)  # the private key last: its presence means the pair is whole
-        # OpenSSL signs in ~0.3 ms; the pure-Python signer took ~45 ms of CPU per phone, which queued
-        # every phone of a busy kiosk behind the one being authorised. Both give the same bytes.
-        return CryptographySigner(str(private))
+        facts = private.stat()
+        key = (private, facts.st_ino, facts.st_mtime_ns, facts.st_size)
+        if key not in _LOADED:
+            # OpenSSL signs in ~0.3 ms; the pure-Python signer took ~45 ms of CPU per phone, which
+            # queued every phone of a busy kiosk behind the one being authorised. Same bytes.
+            _LOADED[key] = CryptographySigner(str(private))
+        return _LOADED[key]
 
 
 async def load_signer(key_dir: Path) -> Any:
