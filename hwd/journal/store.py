@@ -129,13 +129,24 @@ class JournalStore:
     def append_event(self, source: str, payload: EventPayload, time_ns: int | None = None) -> Event:
         """Commits one event and returns it with its sequence number."""
         now = time.time_ns() if time_ns is None else time_ns
-        kind, text = payload_to_json(payload)
+        return self.append_events([(source, payload)], now)[0]
+
+    def append_events(self, items: list[tuple[str, EventPayload]], time_ns: int | None = None) -> list[Event]:
+        """Commits several events in one transaction (one fsync), in order.
+
+        :returns: them with their sequence numbers, in the same order.
+        """
+        now = time.time_ns() if time_ns is None else time_ns
+        events = []
         with self._write() as db:
-            cur = db.execute(
-                "INSERT INTO events(time_ns, source, kind, payload) VALUES (?, ?, ?, ?)", (now, source, kind, text)
-            )
-        assert cur.lastrowid is not None
-        return Event(cur.lastrowid, now, source, payload)
+            for source, payload in items:
+                kind, text = payload_to_json(payload)
+                cur = db.execute(
+                    "INSERT INTO events(time_ns, source, kind, payload) VALUES (?, ?, ?, ?)", (now, source, kind, text)
+                )
+                assert cur.lastrowid is not None
+                events.append(Event(cur.lastrowid, now, source, payload))
+        return events
 
     def events_after(self, after: int, limit: int) -> list[Event]:
         """Up to ``limit`` events with a sequence greater than ``after``, oldest first."""

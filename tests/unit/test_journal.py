@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from hwd.errors import JournalUnavailable
+from hwd.journal import Journal
 from hwd.journal.store import MIGRATIONS, JournalStore
-from hwd.model import CommandRecord, CommandState, NoteAdded
+from hwd.model import CommandRecord, CommandState, Event, EventPayload, NoteAdded
 
 
 def _store(path: Path) -> JournalStore:
@@ -81,3 +83,39 @@ def test_an_unreadable_event_is_a_journal_error_naming_it(tmp_path: Path) -> Non
         store.events_after(0, 10)
     assert [e.sequence for e in store.events_after(0, 1)] == [1]
     store.close()
+
+
+async def test_events_appended_together_share_commits_and_keep_their_order(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    commit = journal.store.append_events
+
+    def counted(items: list[tuple[str, EventPayload]], time_ns: int | None = None) -> list[Event]:
+        batches.append(len(items))
+        return commit(items, time_ns)
+
+    monkeypatch.setattr(journal.store, "append_events", counted)
+    events = await asyncio.gather(*(journal.append_event("notes", NoteAdded(f"n{i}", "t")) for i in range(50)))
+    assert [e.sequence for e in events] == list(range(1, 51))
+    assert [e.payload for e in events] == [NoteAdded(f"n{i}", "t") for i in range(50)]
+    assert sum(batches) == 50
+    assert len(batches) < 50, "events waiting while the thread was busy went in one transaction"
+    assert [e.sequence for e in await journal.events_after(0, 100)] == list(range(1, 51))
+
+
+async def test_a_failed_group_commit_fails_every_event_of_it_and_the_next_one_works(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit = journal.store.append_events
+
+    def full_disk(items: list[tuple[str, EventPayload]], time_ns: int | None = None) -> list[Event]:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(journal.store, "append_events", full_disk)
+    outcomes = await asyncio.gather(
+        *(journal.append_event("notes", NoteAdded(f"n{i}", "t")) for i in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, JournalUnavailable) and "disk is full" in o.message for o in outcomes)
+    monkeypatch.setattr(journal.store, "append_events", commit)
+    assert (await journal.append_event("notes", NoteAdded("after", "t"))).sequence == 1
