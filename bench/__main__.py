@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import append, camera, fanout, inspection, latency, memory, peripherals, phones, printer, startup
+from bench import append, camera, fanout, inspection, iphones, latency, memory, peripherals, phones, printer, startup
 from bench.context import FULL, QUICK, Context
 from bench.daemon import BenchError
 from bench.machine import CpuWatch, describe, one_line
@@ -24,7 +24,7 @@ from bench.report import Section, render_section, render_summary, write_json
 Runner = Callable[[Section, Context], None]
 BENCHMARKS: dict[str, tuple[str, Runner]] = {
     m.NAME: (m.TITLE, m.run)
-    for m in (latency, fanout, startup, memory, append, peripherals, printer, phones, camera, inspection)
+    for m in (latency, fanout, startup, memory, append, peripherals, printer, phones, camera, inspection, iphones)
 }
 BUSY_NEIGHBOURS_PCT = 10.0  # CPU (% of one core) used outside the benchmark worth a warning
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"

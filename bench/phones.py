@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import grpc
 
@@ -206,6 +206,14 @@ class AdbCli:
         return elapsed
 
 
+class Reader(Protocol):
+    """A script that reads a plugged phone the way a technician would (the floor hwd is compared with)."""
+
+    def read(self, phone: simulator_pb2.SimPhone) -> int:
+        """Reads ``phone``. :returns: the script's wall time in ns. :raises BenchError: when it fails."""
+        ...
+
+
 def _free_port() -> int:
     """A TCP port free now on 127.0.0.1, for the adb server (never a fixed one: runs must not collide)."""
     with socket.socket() as probe:
@@ -214,11 +222,13 @@ def _free_port() -> int:
         return port
 
 
-def one_phone(sim: SimPhones, watch: PortWatch, adb: AdbCli, plugs: int, pid: int) -> dict[str, Any]:
-    """``plugs`` times: plug a phone, time it to READY, time the adb script on it, unplug it.
+def one_phone(
+    sim: SimPhones, watch: PortWatch, adb: Reader, plugs: int, pid: int, profile: str = PROFILE
+) -> dict[str, Any]:
+    """``plugs`` times: plug a phone of ``profile``, time it to READY, time the script ``adb`` on it, unplug it.
 
     :param pid: the daemon's, for its CPU time from each plug to the port ABSENT again.
-    :returns: samples in ns ("hwd", "adb"), the daemon's CPU seconds over those sessions ("cpu_s")
+    :returns: samples in ns ("hwd", "adb" for the script), the daemon's CPU seconds over those sessions ("cpu_s")
         and until READY ("ready_cpu_s"), and how many report fields hwd had read when the last
         phone was READY ("fields").
     """
@@ -227,7 +237,7 @@ def one_phone(sim: SimPhones, watch: PortWatch, adb: AdbCli, plugs: int, pid: in
     for i in range(plugs + 1):  # the first plug warms up both: first connection, first key, lazy imports
         watch.until([port], ABSENT)
         cpu0, t0 = cpu_seconds(pid), time.perf_counter_ns()
-        phone = sim.plug(PROFILE, port)
+        phone = sim.plug(profile, port)
         ready = watch.until([port], DONE)[port]
         ready_cpu = cpu_seconds(pid) - cpu0
         report = watch.latest[port]
@@ -245,9 +255,10 @@ def one_phone(sim: SimPhones, watch: PortWatch, adb: AdbCli, plugs: int, pid: in
 
 
 def _check_report(port: phones_pb2.Port, phone: simulator_pb2.SimPhone) -> None:
-    """READY must carry the report of the phone just plugged (its serial), not an earlier one."""
-    if port.report.serial.text != phone.serial:
-        raise BenchError(f"port {port.port} READY with serial {port.report.serial.text!r}, plugged {phone.serial!r}")
+    """READY must carry the report of the phone just plugged (its serial, an iPhone's UDID), not an earlier one."""
+    read = port.report.udid.text if phone.platform == "ios" else port.report.serial.text
+    if read != phone.serial:
+        raise BenchError(f"port {port.port} READY with serial {read!r}, plugged {phone.serial!r}")
 
 
 def _available(port: phones_pb2.Port) -> int:
@@ -255,17 +266,21 @@ def _available(port: phones_pb2.Port) -> int:
     return sum(getattr(port.report, f.name).availability == phones_pb2.AVAILABILITY_AVAILABLE for f in fields)
 
 
-def crowd(sim: SimPhones, watch: PortWatch) -> dict[str, Any]:
-    """32 phones plugged at once. :returns: each port's plug-to-READY in ns and the time to the last."""
-    plan = {port: CROWD[i % len(CROWD)] for i, port in enumerate(PORTS)}
-    watch.until(PORTS, ABSENT)
+def crowd(sim: SimPhones, watch: PortWatch, plan: dict[str, str] | None = None) -> dict[str, Any]:
+    """Phones plugged at once: ``plan[port]`` is each port's profile (default: CROWD in turn on all 32 ports).
+
+    :returns: each port's plug-to-READY in ns and the time to the last.
+    """
+    plan = plan or {port: CROWD[i % len(CROWD)] for i, port in enumerate(PORTS)}
+    ports = list(plan)
+    watch.until(ports, ABSENT)
     t0 = time.perf_counter_ns()
     sim.plug_all(plan)
-    ready = watch.until(PORTS, DONE)
-    out = {"each": [ready[p] - t0 for p in PORTS], "all": max(ready.values()) - t0}
-    for port in PORTS:
+    ready = watch.until(ports, DONE)
+    out = {"each": [ready[p] - t0 for p in ports], "all": max(ready.values()) - t0}
+    for port in ports:
         sim.unplug(port)
-    watch.until(PORTS, ABSENT)
+    watch.until(ports, ABSENT)
     return out
 
 

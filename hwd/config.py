@@ -155,6 +155,11 @@ class CameraConfig(_Section):
     evidence_max_files: int = Field(default=1000, ge=1, le=1_000_000)
     # The preview never streams faster than this, whatever a viewer asks.
     preview_max_fps: float = Field(default=30.0, gt=0, le=30)
+    # A stream or a video file is released this long after frames were last wanted (a V4L2 device
+    # streams all the time); at least 2 s, so a preview at its slowest (1 fps) keeps it open.
+    idle_close_s: float = Field(default=10.0, ge=2, le=3600)
+    # While released, how often it is checked (opened, one frame read, released) to report a vanished camera.
+    idle_probe_s: float = Field(default=15.0, ge=1, le=3600)
     # Calibration: millimetres per pixel in the tray's plane, at frames calibration_width pixels wide;
     # None reports no sizes in millimetres.
     mm_per_px: float | None = Field(default=None, gt=0, le=10)
@@ -182,6 +187,12 @@ class PhonesConfig(_Section):
     key_dir: Path | None = None
     # How phones are found on a real kiosk.
     discovery: str = Field(default="udev", pattern="^(udev)$")
+    # usbmuxd's socket ("/path", "UNIX:/path" or "HOST:PORT"), where iPhones are found; "": no iPhones.
+    usbmuxd_address: str = "/var/run/usbmuxd"
+    # How long an iPhone's session waiting for Trust survives the USB reset that follows Trust.
+    ios_reset_grace_s: float = Field(default=5.0, ge=0, le=60)
+    # Where the kiosk keeps iPhone pair records while a phone is plugged in; None: STATE_DIR/lockdown.
+    record_dir: Path | None = None
 
     @field_validator("ports")
     @classmethod
@@ -193,7 +204,14 @@ class PhonesConfig(_Section):
             raise ValueError("a port is listed twice")
         return value
 
-    @field_validator("key_dir")
+    @field_validator("usbmuxd_address")
+    @classmethod
+    def _usbmuxd_address(cls, value: str) -> str:
+        if value and not re.fullmatch(r"(UNIX:)?/\S+|[^\s/]+:\d{1,5}", value):
+            raise ValueError('expected a socket path such as "/var/run/usbmuxd", "HOST:PORT", or "" for none')
+        return value
+
+    @field_validator("key_dir", "record_dir")
     @classmethod
     def _absolute_key_dir(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_absolute():

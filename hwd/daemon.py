@@ -18,13 +18,17 @@ from typing import IO, Any
 
 from hwd import __version__
 from hwd.config import Config, load_config
+from hwd.discovery.merge import MergedSource, without
 from hwd.discovery.simbus import SimulatorPhones
 from hwd.discovery.udev import UdevWatcher
+from hwd.discovery.usbmux import UsbmuxWatcher
 from hwd.drivers.android.reader import AndroidReader
 from hwd.drivers.binlock import ModbusBinLock
 from hwd.drivers.camera import OpenCvCamera
 from hwd.drivers.carousel import ModbusCarousel
 from hwd.drivers.escpos import load_logo, render
+from hwd.drivers.ios.parse import lock_state
+from hwd.drivers.ios.reader import IosReader
 from hwd.drivers.modbus import RtuLink
 from hwd.drivers.printer import EscPosPrinter
 from hwd.drivers.simkiosk import SimulatorProcess
@@ -195,7 +199,10 @@ class Daemon:
             source = self.simulator.endpoints["devices"]["camera"]["endpoint"]
             mm_per_px, width = SIMULATED_MM_PER_PX, SIMULATED_CALIBRATION_WIDTH
         self.camera = CameraService(
-            OpenCvCamera(source, timeout_s=cfg.timeout_s), self.registry, self.bus, self.journal,
+            OpenCvCamera(
+                source, timeout_s=cfg.timeout_s, idle_close_s=cfg.idle_close_s, idle_probe_s=cfg.idle_probe_s
+            ),
+            self.registry, self.bus, self.journal,
             state_dir=self.cfg.state_dir(), session_of=self._session_of, evidence_max_files=cfg.evidence_max_files,
             timeout_s=cfg.timeout_s, preview_max_fps=cfg.preview_max_fps, mm_per_px=mm_per_px,
             calibration_width=width,
@@ -206,21 +213,38 @@ class Daemon:
         return self.phones.session_of(port) if self.phones is not None else None
 
     def _build_phones(self) -> None:
-        """The phone ports, when this kiosk reads phones (always when simulated): discovery from udev,
-        or from the simulated kiosk's WatchPhones; Android phones read over ADB with the kiosk's key."""
+        """The phone ports, when this kiosk reads phones (always when simulated): discovery from udev
+        and usbmuxd, or from the simulated kiosk's WatchPhones; Android phones read over ADB with the
+        kiosk's key, iPhones over usbmuxd and lockdownd."""
         cfg = self.cfg.phones
         if not (cfg.enabled or self.simulated):
             return
-        source: PortSource = UdevWatcher()
+        usbmux = cfg.usbmuxd_address or None
         if self.simulator is not None:
-            source = SimulatorPhones(self.simulator.endpoints["control"])
-        reader = AndroidReader(cfg.key_dir or self.cfg.state_dir() / "adb", cfg.trust_timeout_s, cfg.identify_timeout_s)
-        # The reader keeps its own deadlines (connect, prompt, each read); this bound only catches a stuck one.
+            usbmux = self.simulator.endpoints["devices"]["usbmuxd"]["endpoint"].removeprefix("tcp:")
+        keys = cfg.key_dir or self.cfg.state_dir() / "adb"
+        android = AndroidReader(keys, cfg.trust_timeout_s, cfg.identify_timeout_s)
+        ios = IosReader(usbmux, cfg.record_dir or self.cfg.state_dir() / "lockdown", cfg.trust_timeout_s,
+                        cfg.identify_timeout_s)  # fmt: skip
+        # The readers keep their own deadlines (connect, prompt, each read); this bound only catches a stuck one.
         last_resort_s = cfg.trust_timeout_s + 4 * cfg.identify_timeout_s
-        readers = {Platform.ANDROID: reader}
         self.phones = PhonesService(
-            source, readers, self.registry, self.bus, ports=cfg.ports, identify_deadline_s=last_resort_s
-        )
+            self._port_source(), {Platform.ANDROID: android, Platform.IOS: ios}, self.registry, self.bus,
+            ports=cfg.ports, identify_deadline_s=last_resort_s, reset_grace_s=cfg.ios_reset_grace_s,
+            lock_rules={Platform.IOS: lock_state},
+        )  # fmt: skip
+
+    def _port_source(self) -> PortSource:
+        """The simulated kiosk's WatchPhones; on a real kiosk udev for Android and usbmuxd for iPhones
+        (udev's iPhones are left to usbmuxd, so that none is announced twice)."""
+        if self.simulator is not None:
+            return SimulatorPhones(self.simulator.endpoints["control"])
+        udev = UdevWatcher()
+        address = self.cfg.phones.usbmuxd_address
+        if not address:
+            return udev
+        usbmux = UsbmuxWatcher(address)
+        return MergedSource((lambda: without(udev.events(), Platform.IOS), usbmux.events), ("udev", "usbmuxd"))
 
     async def _start_simulator(self, stack: AsyncExitStack) -> None:
         self.simulator = SimulatorProcess(self.cfg.socket_dir() / "sim")

@@ -12,8 +12,7 @@ from typing import Any
 import grpc
 
 from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
-from simulators.adb.ports import PhonePorts, PortTaken, UnknownPort, UnknownProfile
-from simulators.adb.profile import CatalogProfile
+from simulators.adb.ports import PhonePorts, PortTaken, Profile, UnknownPort, UnknownProfile, platform_of
 from simulators.adb.watch import PhoneInfo
 from simulators.device import DeviceView
 from simulators.errors import SimDeviceError
@@ -31,11 +30,11 @@ class RunInfo:
     endpoints_file: Path
 
 
-def profile_message(profile: CatalogProfile) -> simulator_pb2.PhoneProfile:
-    """The protobuf form of one Android phone profile."""
+def profile_message(profile: Profile) -> simulator_pb2.PhoneProfile:
+    """The protobuf form of one phone profile (Android or iPhone)."""
     return simulator_pb2.PhoneProfile(
         name=profile.name,
-        platform="android",
+        platform=platform_of(profile),
         manufacturer=profile.manufacturer,
         model=profile.model,
         os_version=profile.os_version,

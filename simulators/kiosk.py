@@ -7,13 +7,15 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from simulators.adb.ports import PhonePorts
-from simulators.android.profiles import load_profiles
+from simulators.adb.ports import PhonePorts, Profile
+from simulators.android.profiles import load_profiles as load_android_profiles
 from simulators.binlock import BinLockSim
 from simulators.camera.sim import CameraSim
 from simulators.carousel import CarouselSim
 from simulators.device import DeviceView, SimDevice
 from simulators.errors import SimDeviceError
+from simulators.ios.profiles import load_profiles as load_ios_profiles
+from simulators.ios.usbmuxd import UsbmuxdSim
 from simulators.line import CLIENT_LINK, Rs485Line
 from simulators.printer import PrinterSim
 
@@ -31,7 +33,9 @@ def default_devices(workdir: Path) -> list[SimDevice]:
     line ``rs485``, whose client end is the pty link ``workdir/rs485``. The controllers come
     first, so they are stopped after the line that serves them. The receipt printer listens on
     TCP and on the pty link ``workdir/printer-tty`` and saves receipts under ``workdir/receipts``.
-    The phone ports ``phones`` hold the simulated phones plugged over the control service.
+    The phone ports ``phones`` hold the simulated phones plugged over the control service; the
+    iPhones among them appear in the simulated ``usbmuxd`` (pair records under ``workdir/usbmuxd``),
+    which comes first so that it is stopped after the phones.
     The inspection camera ``camera`` serves MJPEG over HTTP and writes a clip under ``workdir/camera``.
 
     :param workdir: the simulator's private directory (``--dir``).
@@ -41,7 +45,17 @@ def default_devices(workdir: Path) -> list[SimDevice]:
     carousel = CarouselSim(f"modbus-rtu:{port}?unit=1")
     binlock = BinLockSim(f"modbus-rtu:{port}?unit=2")
     line = Rs485Line(workdir, [carousel, binlock])
-    return [carousel, binlock, line, PrinterSim(workdir), PhonePorts(load_profiles), CameraSim(workdir)]
+    usbmuxd = UsbmuxdSim(workdir)
+    phones = PhonePorts(load_phone_profiles, usbmuxd=usbmuxd)
+    return [carousel, binlock, line, PrinterSim(workdir), usbmuxd, phones, CameraSim(workdir)]
+
+
+def load_phone_profiles() -> dict[str, Profile]:
+    """Every Android and iPhone profile, by name; blocking (reads the profile files)."""
+    profiles: dict[str, Profile] = {}
+    profiles.update(load_android_profiles())
+    profiles.update(load_ios_profiles())
+    return profiles
 
 
 class UnknownDevice(LookupError):

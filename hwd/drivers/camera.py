@@ -7,6 +7,13 @@ the latest frame is always at hand and shared by every reader. A watchdog timer 
 that stops reporting (a backend stuck in a call without a timeout): that generation is abandoned
 (its thread ends when the call returns) and a new owner connects. JPEG/PNG encoding and the
 inspection run on one worker thread of their own, so they never hold up the grabbing.
+
+A network stream or a video file is open only while frames are wanted: a reader waiting in
+:meth:`OpenCvCamera.next_frame` or a settings change, and ``idle_close_s`` after the last one (a
+preview viewer asks for frame after frame, so it keeps the stream open). Then the owner releases
+it: the link stays online ("idle"), nothing is decoded, and the owner checks every
+``idle_probe_s`` that the source still answers. A V4L2 device streams all the time (see
+hwd/drivers/camera_owner.py).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
@@ -25,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hwd.drivers import vision
-from hwd.drivers.camera_owner import Opener, Owner, open_capture
+from hwd.drivers.camera_owner import Demand, Opener, Owner, open_capture
 from hwd.errors import DeviceUnavailable, HardwareFault
 from hwd.model.camera import PNG_COMPRESSION, AppliedSetting, CameraLink, CameraSettings, Frame, ImageFormat
 from hwd.model.inspection import InspectionSignals
@@ -44,17 +51,24 @@ class OpenCvCamera:
         (``http://HOST:PORT/stream.mjpg``, ``rtsp://...``) or a video file.
     :param timeout_s: deadline of opening, of reading one frame, and of each command.
     :param backoff_s: first wait between failed connections; doubles up to ``max_backoff_s``.
+    :param idle_close_s: a stream or a file is released this long after frames were last wanted.
+    :param idle_probe_s: while released, how often it is checked (opened, one frame read, released),
+        so a source that vanished goes offline and its return comes back online.
     :param opener: makes the capture object (OpenCV's VideoCapture; a test may pass a stand-in).
     """
 
     def __init__(
         self, source: str, *, timeout_s: float = 5.0, backoff_s: float = 0.2, max_backoff_s: float = 5.0,
-        opener: Opener = open_capture,
+        idle_close_s: float = 10.0, idle_probe_s: float = 15.0, opener: Opener = open_capture,
     ) -> None:  # fmt: skip
         self.source = source
         self.timeout_s = timeout_s
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.idle_probe_s = idle_probe_s
+        self._demand = Demand(idle_close_s)
+        self._resting = False  # the owner released the source for lack of demand
+        self._live_after = 0  # frames up to this sequence were grabbed before the source last rested
         self._opener = opener
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owner: Owner | None = None
@@ -83,6 +97,7 @@ class OpenCvCamera:
             return self._link
         self._loop = asyncio.get_running_loop()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camera-encode")
+        self._demand.extend()  # the first connection streams a while, so the frame size is known
         self._start_owner()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.link_changed(self._link.version), self._silence_s(online=True))
@@ -124,11 +139,12 @@ class OpenCvCamera:
 
         owner = Owner(
             self.source, post, timeout_s=self.timeout_s, backoff_s=self.backoff_s, max_backoff_s=self.max_backoff_s,
-            wanted=self._wanted, opener=self._opener,
+            wanted=self._wanted, demand=self._demand, idle_probe_s=self.idle_probe_s, opener=self._opener,
         )  # fmt: skip
         holder.append(owner)
         self._exits[owner] = loop.create_future()
         self._owner = owner
+        self._resting = False
         owner.start()
         self._arm(online=False)
 
@@ -146,6 +162,9 @@ class OpenCvCamera:
             return  # an abandoned generation: its reports are stale
         if kind == "frame":
             captured_ns, (width, height), image = args
+            if self._resting:  # reopened on demand: it says so with its first frame, before its settings
+                self._resting = False
+                self._set_link(True, "OK", f"streaming from {self.source}")
             self._sequence += 1
             self.frames += 1
             self._latest = Frame(self._sequence, captured_ns, width, height, image)
@@ -153,9 +172,16 @@ class OpenCvCamera:
             self._wake_all()
         elif kind == "online":
             self._settings = args[0]
+            self._resting = False
             self._arm(online=True)
             self._set_link(True, "OK", f"streaming from {self.source}")
+        elif kind == "idle":  # the last frame stays at hand (its size for info); readers wait for a live one
+            self._resting = True
+            self._live_after = self._sequence
+            self._arm(online=True, resting=True)
+            self._set_link(True, "OK", f"idle: {self.source} opens when frames are wanted")
         elif kind == "offline":
+            self._resting = False
             self._latest = None
             self._arm(online=False)
             self._set_link(False, args[0], args[1])
@@ -181,10 +207,12 @@ class OpenCvCamera:
         (each bounded by ``timeout_s``), plus the backoff wait when it is reconnecting."""
         return 3 * self.timeout_s + 1.0 + (0.0 if online else self.max_backoff_s)
 
-    def _arm(self, *, online: bool) -> None:
+    def _arm(self, *, online: bool, resting: bool = False) -> None:
+        """Starts the watchdog; a resting owner reports at its next check (``idle_probe_s``)."""
         self._disarm()
         if self._loop is not None and self._owner is not None:
-            self._watchdog = self._loop.call_later(self._silence_s(online=online), self._stalled, self._owner)
+            silence = self._silence_s(online=online) + (self.idle_probe_s if resting else 0.0)
+            self._watchdog = self._loop.call_later(silence, self._stalled, self._owner)
 
     def _disarm(self) -> None:
         if self._watchdog is not None:
@@ -198,6 +226,7 @@ class OpenCvCamera:
         log.warning("camera %s stopped answering; starting a new connection", self.source)
         owner.stop()  # it releases the capture and ends once the stuck call returns
         self._latest = None
+        self._resting = False
         self._wanted = owner.wanted
         self._set_link(
             False, "CAMERA_STALLED", f"{self.source} did not answer within {self._silence_s(online=True):g} s"
@@ -225,17 +254,36 @@ class OpenCvCamera:
         return self._settings
 
     async def next_frame(self, after: int) -> Frame:
-        """Waits for a frame newer than sequence ``after`` (0 for any).
+        """Waits for a frame newer than sequence ``after`` (0 for any live frame).
+
+        A stream or a file at rest is reopened for it at once; the frame kept from before it rested
+        is not handed out again.
 
         :raises DeviceUnavailable: the camera is offline, or goes offline while waiting.
         """
-        while True:
-            if not self._link.online:
-                raise self._unavailable()
-            frame = self._latest
-            if frame is not None and frame.sequence > after:
-                return frame
-            await self._wake.wait()
+        if not self._link.online:
+            raise self._unavailable()
+        with self._wanting():
+            while True:
+                if not self._link.online:
+                    raise self._unavailable()
+                frame = self._latest
+                if frame is not None and frame.sequence > max(after, self._live_after):
+                    return frame
+                await self._wake.wait()
+
+    @contextlib.contextmanager
+    def _wanting(self) -> Iterator[None]:
+        """Frames are wanted for the duration: a resting owner is woken to reopen the source."""
+        owner = self._owner
+        if self._demand.begin() and owner is not None:
+            owner.submit(lambda: None)  # ends the owner's wait; it sees the demand and reopens
+            if self._resting:
+                self._arm(online=True)  # reopening must report as soon as any connection does
+        try:
+            yield
+        finally:
+            self._demand.end()
 
     def _unavailable(self) -> DeviceUnavailable:
         return DeviceUnavailable(
@@ -260,11 +308,12 @@ class OpenCvCamera:
         asked = {name: value for name, value in vars(settings).items() if value is not None}
         if self._settings and all(getattr(self._wanted, name) == value for name, value in asked.items()):
             return self._settings  # already in force: applying again would only cost a frame
-        future = owner.submit(lambda: owner.apply(settings))
         try:
-            result: tuple[AppliedSetting, ...] = await asyncio.wait_for(
-                asyncio.wrap_future(future), self._silence_s(online=True)
-            )
+            with self._wanting():  # at rest, the owner reopens the source before applying
+                future = owner.submit(lambda: owner.apply(settings))
+                result: tuple[AppliedSetting, ...] = await asyncio.wait_for(
+                    asyncio.wrap_future(future), self._silence_s(online=True)
+                )
         except TimeoutError:
             self._stalled(owner)
             raise self._unavailable() from None

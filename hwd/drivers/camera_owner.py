@@ -5,6 +5,12 @@ latest one is always at hand (a stream's buffered backlog never delays a capture
 commands queued by the async side between two frames. It reports through ``post``, a callable
 that hands a function and its arguments to the event loop (``loop.call_soon_threadsafe``).
 
+A network stream or a video file is used on demand (:class:`Demand`): once nobody has wanted
+frames for a while the owner releases it and rests, so an idle daemon decodes nothing; while
+resting it checks now and then that the source still answers (open, read one frame, release),
+and demand reopens it at once. A V4L2 device streams all the time: its auto exposure and white
+balance only settle on a running stream, and reopening a USB camera takes up to a second or more.
+
 Deadlines: OpenCV's FFMPEG backend honours open and read timeouts, so a frozen stream makes
 ``read`` fail after ``timeout_s``; a backend without them (a V4L2 device that stops answering) is
 caught by the async side's watchdog, which abandons this thread (it exits when ``read`` returns).
@@ -60,6 +66,46 @@ def sized_url(url: str, width: int, height: int) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+class Demand:
+    """Whether anybody wants frames: counted on the event loop, read by the owner thread.
+
+    Frames are wanted while a reader waits (:meth:`begin` .. :meth:`end`) and for ``linger_s``
+    after the last one went, so readers in quick succession (a preview viewer) keep the source open.
+
+    :param linger_s: how long the source stays open after the last reader went.
+    """
+
+    def __init__(self, linger_s: float) -> None:
+        self.linger_s = linger_s
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._until = 0.0  # time.monotonic() at which the linger ends
+
+    def begin(self) -> bool:
+        """A reader starts waiting. :returns: True when frames were not wanted just before (the
+        owner may be resting and needs waking)."""
+        with self._lock:
+            idle = self._readers == 0 and time.monotonic() >= self._until
+            self._readers += 1
+            return idle
+
+    def end(self) -> None:
+        """A reader is done; the linger starts when it was the last."""
+        with self._lock:
+            self._readers = max(0, self._readers - 1)
+            self._until = max(self._until, time.monotonic() + self.linger_s)
+
+    def extend(self) -> None:
+        """Wants frames for ``linger_s`` from now (on opening: the first connection streams a while)."""
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + self.linger_s)
+
+    def wanted(self) -> bool:
+        """:returns: True while a reader waits or the linger lasts."""
+        with self._lock:
+            return self._readers > 0 or time.monotonic() < self._until
+
+
 class Owner(threading.Thread):
     """Owns one camera for one connection generation.
 
@@ -68,11 +114,13 @@ class Owner(threading.Thread):
     :param timeout_s: deadline of opening and of reading one frame.
     :param backoff_s: first wait after a failed connection; doubles up to ``max_backoff_s``.
     :param wanted: settings to apply on each connection (what was asked before a reconnect).
+    :param demand: who wants frames; a stream or a file is released while nobody does.
+    :param idle_probe_s: while resting, how often the source is checked (opened, one frame read, released).
     """
 
     def __init__(
         self, source: str, post: Post, *, timeout_s: float, backoff_s: float, max_backoff_s: float,
-        wanted: CameraSettings, opener: Opener = open_capture,
+        wanted: CameraSettings, demand: Demand, idle_probe_s: float, opener: Opener = open_capture,
     ) -> None:  # fmt: skip
         super().__init__(name=f"camera-owner {source}", daemon=True)
         self.source = source
@@ -90,6 +138,13 @@ class Owner(threading.Thread):
         self.is_file = not STREAM.match(source) and not source.startswith("/dev/")
         self.period = 0.0  # a file is paced at its own frame rate; a live source paces itself
         self.due = 0.0
+        # A V4L2 device keeps streaming (see the module's docstring); a stream or a file rests when unwanted.
+        self.on_demand = not source.startswith("/dev/")
+        self.demand = demand
+        self.idle_probe_s = idle_probe_s
+        self.healthy = True  # the last connection or check worked: demand may reopen without waiting
+        self.retry_at = 0.0  # time.monotonic() of the next connection attempt or check
+        self.backoff = backoff_s
 
     def stop(self) -> None:
         """Asks the thread to release the camera and end (it may be blocked in a read for a while)."""
@@ -103,17 +158,17 @@ class Owner(threading.Thread):
         return future
 
     def run(self) -> None:
-        backoff = self.backoff_s
         try:
             while not self.stopping.is_set():
                 if self.cap is None:
-                    if not self._connect():
-                        self._serve(backoff)
-                        backoff = min(backoff * 2, self.max_backoff_s)
-                        continue
-                    backoff = self.backoff_s
+                    self._without_capture()
+                    continue
                 self._serve(max(0.0, self.due - time.monotonic()) if self.is_file else 0.0)
-                if self.cap is not None and not self.stopping.is_set():
+                if self.cap is None or self.stopping.is_set():
+                    continue
+                if self.on_demand and not self.demand.wanted():
+                    self._rest()
+                else:
                     self._grab()
         finally:
             self._release()
@@ -121,6 +176,52 @@ class Owner(threading.Thread):
             self.post("exited")
 
     # -- connection --------------------------------------------------------------------------
+
+    def _without_capture(self) -> None:
+        """One step with no capture open: wait for the next attempt (demand for a source that was
+        fine ends the wait at once), then connect when frames are wanted, else check the source."""
+        wanted = self.demand.wanted() or not self.on_demand
+        wait_s = self.retry_at - time.monotonic()
+        if wait_s > 0 and not (wanted and self.healthy):
+            self._serve(wait_s)  # a command (demand's wake-up) ends the wait early
+            return
+        self._attempt(wanted)
+
+    def _attempt(self, wanted: bool) -> None:
+        """Connects (``wanted``) or checks the source, and schedules the next attempt."""
+        ok = self._connect() if wanted else self._probe()
+        self.healthy = ok
+        if ok:
+            self.backoff = self.backoff_s
+            self.retry_at = time.monotonic() + self.idle_probe_s  # the next check, should the source rest
+        else:
+            self.retry_at = time.monotonic() + self.backoff
+            self.backoff = min(self.backoff * 2, self.max_backoff_s)
+
+    def _rest(self) -> None:
+        """Releases a source nobody wants frames from; it is checked every ``idle_probe_s``."""
+        self._release()
+        self.healthy, self.retry_at = True, time.monotonic() + self.idle_probe_s
+        log.info("camera %s idle: released until frames are wanted", self.source)
+        self.post("idle")
+
+    def _probe(self) -> bool:
+        """Checks a resting source: opens it, reads one frame, releases it.
+
+        :returns: whether it gave a frame (reported as "idle", else as "offline").
+        """
+        cap = self._open(self.url)
+        ok = cap is not None and cap.read()[0]
+        if cap is not None:
+            cap.release()
+        if ok:
+            self.post("idle")
+        elif self.healthy:
+            log.warning("camera %s lost while idle: no frame when checked", self.source)
+            self.post("offline", "CAMERA_LOST", f"{self.url} gave no frame when checked while idle")
+        else:
+            self.post("offline", "CAMERA_NOT_FOUND", f"cannot open {self.url}")
+        return ok
 
     def _open(self, url: str) -> Capture | None:
         api, params = self._backend(url)
@@ -176,6 +277,7 @@ class Owner(threading.Thread):
             ok, image = self.cap.read()
         if not ok:
             self._release()
+            self.healthy = False
             if not self.stopping.is_set():
                 log.warning("camera %s lost: no frame within %.1f s", self.source, self.timeout_s)
                 self.post("offline", "CAMERA_LOST", f"no frame from {self.url} within {self.timeout_s:g} s")
@@ -229,6 +331,8 @@ class Owner(threading.Thread):
         :returns: every setting in force, those asked for with their outcome.
         :raises DeviceUnavailable: the camera is not connected.
         """
+        if self.cap is None and self.on_demand and self.healthy and not self.stopping.is_set():
+            self._attempt(True)  # the source rests: the demand that queued this reopens it first
         if self.cap is None:
             raise DeviceUnavailable(f"camera {self.source} is not connected", device="camera")
         self.wanted = dataclasses.replace(self.wanted, **{k: v for k, v in vars(settings).items() if v is not None})

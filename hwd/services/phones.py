@@ -3,6 +3,12 @@
 A port's session moves ABSENT -> ENUMERATING -> AWAITING_TRUST -> IDENTIFYING -> READY, or ends
 LOCKED, DENIED, UNSUPPORTED or ERROR; an unplug returns it to ABSENT at once. Each session is one
 task owned by the service; every transition is a PortChanged event and a registry update.
+
+An iPhone resets its USB connection once the customer taps Trust: it leaves and comes back on the
+same port with the same UDID. While its session waits for Trust or reads it, a removal holds the
+session for ``reset_grace_s``; the same phone back within it continues the session (the reader
+reconnects by UDID on its own). When a phone leaves for good, the reader's ``release`` forgets it
+(an iPhone's pair records), so nothing of the customer's phone stays on the kiosk.
 """
 
 from __future__ import annotations
@@ -12,18 +18,24 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from hwd.errors import DeviceNotReady, DeviceUnavailable, HwdError, UnknownPort
 from hwd.model import PortChanged
-from hwd.model.phones import PhoneReport, Platform, PortEvent, PortState, PortStatus
+from hwd.model.phones import Platform, PortEvent, PortState, PortStatus
 from hwd.services.events import EventBus
+from hwd.services.phones_release import Releases
 from hwd.services.phones_states import (
+    LOCK_RULES,
+    RESET_DETAIL,
     TRUST_HINT,
     WAITING_DETAIL,
+    LockRule,
     Outcome,
+    PhoneReader,
+    PortSource,
     PortWatcher,
     device_name,
     failed,
@@ -33,41 +45,19 @@ from hwd.services.phones_states import (
 )
 from hwd.services.registry import DeviceRegistry
 
-log = logging.getLogger(__name__)
+__all__ = ["CANCEL_GRACE_S", "WATCH_BACKLOG", "PhoneReader", "PhonesService", "PortSource"]
 
-PromptCallback = Callable[[str, float], Awaitable[None]]
-IdentifyingCallback = Callable[[], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 # How long an unplug waits for a cancelled session to release its connection before it moves on.
 CANCEL_GRACE_S = 2.0
+# How long a reader may take to forget a phone that left (delete its pair records).
+RELEASE_DEADLINE_S = 5.0
+RESET_BACK_DETAIL = "the phone is back after restarting its USB connection"
 # Waiting states a WatchPorts subscriber may lag before its backlog keeps only each port's newest.
 WATCH_BACKLOG = 64
 # States in which the phone is not connected yet: Refresh is refused there.
 _NOT_CONNECTED = (PortState.ABSENT, PortState.ENUMERATING, PortState.AWAITING_TRUST)
-
-
-class PortSource(Protocol):
-    """Discovery: USB devices arriving on and leaving ports (udev, the simulated kiosk)."""
-
-    def events(self) -> AsyncIterator[PortEvent]:
-        """Every device present now (attached), then each arrival and removal, until cancelled."""
-        ...
-
-
-class PhoneReader(Protocol):
-    """Reads one phone of one platform (Android over ADB; iOS later)."""
-
-    async def identify(
-        self, event: PortEvent, on_prompt: PromptCallback, on_identifying: IdentifyingCallback
-    ) -> PhoneReport:
-        """Connects to the phone of ``event`` and reads its report.
-
-        :param on_prompt: awaited with what the customer sees and the seconds until the prompt
-            times out, when the phone asks the customer to allow the kiosk.
-        :param on_identifying: awaited once connected, before the report is read.
-        :raises PhoneError: with ``code`` such as TRUST_REFUSED, TRUST_TIMEOUT, PHONE_STALLED.
-        """
-        ...
 
 
 @dataclass
@@ -79,6 +69,7 @@ class _Port:
     event: PortEvent | None = None
     task: asyncio.Task[None] | None = None
     run: int = 0
+    leaving: asyncio.Task[None] | None = None  # an iPhone's USB reset: the session is held until it ends
 
 
 class PhonesService:
@@ -89,6 +80,10 @@ class PhonesService:
     :param ports: ports that always show, ABSENT while empty (the kiosk's cabled ports).
     :param identify_deadline_s: a last-resort bound on one identification, prompt included (the
         readers keep their own deadlines); past it the port is ERROR ``PHONE_TOO_SLOW``. None: no bound.
+    :param reset_grace_s: how long an iOS session waiting for Trust or identifying survives a removal
+        (the USB reset after Trust); 0: a removal always ends the session at once.
+    :param lock_rules: which complete reports are LOCKED, by platform, over the built-in ones.
+    :param release_deadline_s: how long a reader's ``release`` may take once a phone left.
     """
 
     def __init__(
@@ -100,12 +95,18 @@ class PhonesService:
         *,
         ports: Iterable[str] = (),
         identify_deadline_s: float | None = None,
+        reset_grace_s: float = 0.0,
+        lock_rules: Mapping[Platform, LockRule] | None = None,
+        release_deadline_s: float = RELEASE_DEADLINE_S,
     ) -> None:
         self._source = source
         self._readers = dict(readers)
         self._registry = registry
         self._bus = bus
         self._deadline_s = identify_deadline_s
+        self._grace_s = reset_grace_s
+        self._lock_rules = {**LOCK_RULES, **(lock_rules or {})}
+        self._releases = Releases(release_deadline_s)
         self._ports = {port: _Port(PortStatus(port, since_ns=time.time_ns())) for port in ports}
         self._configured = tuple(self._ports)
         self._publishing = asyncio.Lock()  # one transition at a time: events leave in the order of the table
@@ -193,7 +194,7 @@ class PhonesService:
             async for event in events:
                 if self._stopped:
                     return
-                await (self._plug(event) if event.attached else self._unplug(event.port))
+                await (self._plug(event) if event.attached else self._removed(event.port))
         finally:
             close: Any = getattr(events, "aclose", None)  # an async generator holds a stream: close it now
             if close is not None:
@@ -207,6 +208,8 @@ class PhonesService:
 
     async def _plug(self, event: PortEvent) -> None:
         slot = self._ports.setdefault(event.port, _Port(PortStatus(event.port, since_ns=time.time_ns())))
+        if slot.leaving is not None and await self._back(slot, event):
+            return
         if slot.event == event:
             return  # the same device announced again (a discovery restart): its session goes on
         if slot.event is not None:
@@ -217,11 +220,47 @@ class PhonesService:
                         session_id=uuid.uuid4().hex, detail=event.description)  # fmt: skip
         self._start(slot, event)
 
+    async def _removed(self, port: str) -> None:
+        """Discovery saw the device on ``port`` leave: the session ends, or is held across a USB reset."""
+        slot = self._ports.get(port)
+        if slot is None or slot.event is None or slot.leaving is not None:
+            return
+        busy = slot.task is not None and not slot.task.done()
+        held = slot.status.state in (PortState.AWAITING_TRUST, PortState.IDENTIFYING)
+        if not (self._grace_s > 0 and slot.event.platform is Platform.IOS and busy and held):
+            await self._unplug(port)
+            return
+        slot.leaving = asyncio.create_task(self._reset_over(port, slot.run), name=f"phone-reset:{port}")
+        await self._annotate(port, slot.run, RESET_DETAIL)
+
+    async def _reset_over(self, port: str, run: int) -> None:
+        """The phone did not come back within the grace: it left."""
+        await asyncio.sleep(self._grace_s)  # a one-shot timer, cancelled when the phone comes back
+        slot = self._ports[port]
+        if slot.run == run and slot.leaving is asyncio.current_task():
+            slot.leaving = None
+            await self._unplug(port)
+
+    async def _back(self, slot: _Port, event: PortEvent) -> bool:
+        """Ends ``slot``'s USB reset; True when ``event`` is the same phone back (its session goes on)."""
+        leaving, slot.leaving = slot.leaving, None
+        if leaving is not None:
+            leaving.cancel()
+        old = slot.event
+        if old is None or (old.platform, old.serial) != (event.platform, event.serial) or not old.serial:
+            return False
+        slot.event = event
+        await self._annotate(event.port, slot.run, RESET_BACK_DETAIL)
+        return True
+
     async def _unplug(self, port: str) -> None:
         slot = self._ports.get(port)
         if slot is None or slot.event is None:
             return
-        slot.event, task, slot.task = None, slot.task, None
+        event, slot.event, task, slot.task = slot.event, None, slot.task, None
+        if slot.leaving is not None:
+            slot.leaving.cancel()
+            slot.leaving = None
         slot.run += 1  # from here on the old session's transitions are ignored
         self._retire(task)
         await self._set(port, slot.run, PortState.ABSENT, platform=None, session_id="")
@@ -232,6 +271,7 @@ class PhonesService:
             if not done:
                 log.warning("the session on %s did not end within %.1f s of its cancellation", port,
                             CANCEL_GRACE_S)  # fmt: skip
+        self._releases.start(self._readers.get(event.platform) if event.platform else None, event)
 
     def _retire(self, task: asyncio.Task[None] | None) -> None:
         """Cancels a session task and keeps it, until it ends, among those :meth:`stop` awaits."""
@@ -282,7 +322,7 @@ class PhonesService:
         except Exception:  # a bug in a reader must not leave the port IDENTIFYING for ever
             log.exception("reading the phone on %s failed", port)
             return Outcome(PortState.ERROR, "INTERNAL", "reading the phone failed; see the daemon log")
-        return identified(event.platform, report)
+        return identified(event.platform, report, self._lock_rules)
 
     async def refresh(self, port: str) -> PortStatus:
         """Reads the phone on ``port`` again (same session) and waits for the outcome.
@@ -307,6 +347,10 @@ class PhonesService:
         await asyncio.wait({slot.task})  # not cancelled with the caller: the session goes on
         return slot.status
 
+    async def forgotten(self) -> None:
+        """Waits until the phones that left are forgotten (their readers' releases ended)."""
+        await self._releases.wait()
+
     async def stop(self) -> None:
         """Ends every session (no task or connection is left) and every watcher; later arrivals are
         ignored. The ports keep their last state: the daemon is stopping, not the phones leaving."""
@@ -314,12 +358,16 @@ class PhonesService:
         tasks = set(self._dying)
         for slot in self._ports.values():
             slot.run += 1
+            if slot.leaving is not None:
+                tasks.add(slot.leaving)
+                slot.leaving = None
             if slot.task is not None:
                 tasks.add(slot.task)
                 slot.task = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._releases.wait()  # a phone that left just before the stop is still forgotten
         for watcher in self._watchers:
             watcher.close()
 
@@ -344,6 +392,19 @@ class PhonesService:
             finally:  # watchers hear of it once it is journaled, as event subscribers do
                 for watcher in self._watchers:
                     watcher.offer(new)
+
+    async def _annotate(self, port: str, run: int, detail: str) -> None:
+        """Publishes a new detail for ``port``'s current state, every other field kept (unless ``run`` is stale)."""
+        async with self._publishing:
+            slot = self._ports[port]
+            if run != slot.run or slot.status.detail == detail:
+                return
+            slot.status = dataclasses.replace(slot.status, detail=detail, since_ns=time.time_ns())
+            try:
+                await self._publish(slot.status)
+            finally:
+                for watcher in self._watchers:
+                    watcher.offer(slot.status)
 
     async def _publish(self, status: PortStatus) -> None:
         platform = status.platform.value if status.platform is not None else ""

@@ -4,13 +4,43 @@ outcome of an identification (state, reason, hint), and the bounded queues of po
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from hwd.errors import HwdError, PhoneError, ShuttingDown
 from hwd.model import DeviceState
 from hwd.model.phones import PhoneReport, Platform, PortEvent, PortState, PortStatus
+
+PromptCallback = Callable[[str, float], Awaitable[None]]
+IdentifyingCallback = Callable[[], Awaitable[None]]
+
+
+class PortSource(Protocol):
+    """Discovery: USB devices arriving on and leaving ports (udev, the simulated kiosk)."""
+
+    def events(self) -> AsyncIterator[PortEvent]:
+        """Every device present now (attached), then each arrival and removal, until cancelled."""
+        ...
+
+
+class PhoneReader(Protocol):
+    """Reads one phone of one platform (Android over ADB; iOS later)."""
+
+    async def identify(
+        self, event: PortEvent, on_prompt: PromptCallback, on_identifying: IdentifyingCallback
+    ) -> PhoneReport:
+        """Connects to the phone of ``event`` and reads its report.
+
+        :param on_prompt: awaited with what the customer sees and the seconds until the prompt
+            times out, when the phone asks the customer to allow the kiosk.
+        :param on_identifying: awaited once connected, before the report is read.
+        :raises PhoneError: with ``code`` such as TRUST_REFUSED, TRUST_TIMEOUT, PHONE_STALLED.
+        """
+        ...
+
 
 TRUST_HINT = "Unlock the phone and answer the prompt on its screen."  # when the reader gives no text
 WAITING_DETAIL = "waiting for the customer to allow the kiosk on the phone"
@@ -20,6 +50,11 @@ DEBUGGING_HINT = (
 )
 NOT_A_PHONE_HINT = "This is not a phone the kiosk can read: unplug it."
 NO_READER_HINT = "This kiosk cannot read this kind of phone yet: hand the phone back to the customer."
+IOS_LOCK_HINT = (
+    "Ask the customer to turn off Find My (Settings > their name > Find My), sign out of their Apple ID and "
+    "remove any device management profile before the phone is taken in."
+)
+RESET_DETAIL = "the phone is restarting its USB connection after Trust"
 FRP_HINT = "Ask the customer to remove their Google account (Settings > Accounts) before the phone is taken in."
 RETRY_HINT = "Unplug the phone and plug it in again; if it fails again, restart the phone."
 DENIED_HINTS = {
@@ -71,20 +106,46 @@ class Outcome:
     report: PhoneReport | None = None
 
 
-def _frp_likely(report: PhoneReport) -> bool:
-    return report.frp_likely.available and report.frp_likely.value is True
+#: Whether a complete report is locked, and why: a stable UPPER_SNAKE_CASE reason or a sentence.
+LockRule = Callable[[PhoneReport], tuple[bool, str]]
+_REASON = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 
 
-# Which complete reports are LOCKED, by platform: Android when Factory Reset Protection is likely.
-LOCK_RULES: dict[Platform, Callable[[PhoneReport], bool]] = {Platform.ANDROID: _frp_likely}
+def frp_rule(report: PhoneReport) -> tuple[bool, str]:
+    """Android: LOCKED when Factory Reset Protection is likely (a Google account is on the phone)."""
+    locked = report.frp_likely.available and report.frp_likely.value is True
+    return locked, "FRP_LIKELY" if locked else ""
 
 
-def identified(platform: Platform, report: PhoneReport) -> Outcome:
-    """The outcome of a complete report: LOCKED when the platform's lock rule holds, else READY."""
-    rule = LOCK_RULES.get(platform)
-    if rule is not None and rule(report):
-        return Outcome(PortState.LOCKED, "FRP_LIKELY", "a Google account is on the phone", FRP_HINT, report)
-    return Outcome(PortState.READY, report=report)
+#: The lock rules built in; others (iOS's activation lock) come from the daemon, which knows the drivers.
+LOCK_RULES: dict[Platform, LockRule] = {Platform.ANDROID: frp_rule}
+_LOCKS = {
+    Platform.ANDROID: ("FRP_LIKELY", "a Google account is on the phone", FRP_HINT),
+    Platform.IOS: ("ACTIVATION_LOCK", "the phone may be locked to its owner", IOS_LOCK_HINT),
+}
+
+
+def identified(platform: Platform, report: PhoneReport, rules: Mapping[Platform, LockRule] = LOCK_RULES) -> Outcome:
+    """The outcome of a complete report: LOCKED when the platform's lock rule holds, else READY.
+
+    :param rules: the lock rule of each platform; a rule that fails counts as locked (an unknown is
+        never reported as unlocked).
+    """
+    rule = rules.get(platform)
+    if rule is None:
+        return Outcome(PortState.READY, report=report)
+    try:
+        locked, why = rule(report)
+    except Exception as exc:  # a bug in a rule must not let a locked phone through
+        locked, why = True, f"the lock state could not be decided ({type(exc).__name__})"
+    if not locked:
+        return Outcome(PortState.READY, report=report)
+    reason, detail, hint = _LOCKS[platform]
+    if _REASON.fullmatch(why):
+        reason = why
+    elif why:
+        detail = why
+    return Outcome(PortState.LOCKED, reason, detail, hint, report)
 
 
 def failed(error: HwdError) -> Outcome:

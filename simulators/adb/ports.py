@@ -1,8 +1,10 @@
 """The kiosk's phone ports: the ``phones`` device, where simulated phones are plugged and unplugged.
 
-Ports are USB port paths ``1-1.1`` to ``1-1.32``. Each plugged phone listens on its own TCP
-port on 127.0.0.1 (see :class:`simulators.adb.phone.AdbPhone`); an unplug closes its listener
-and every connection at once. Watchers get every plug and unplug (see :meth:`PhonePorts.watch`).
+Ports are USB port paths ``1-1.1`` to ``1-1.32``. Each plugged Android phone listens on its own
+TCP port on 127.0.0.1 (see :class:`simulators.adb.phone.AdbPhone`); an unplug closes its listener
+and every connection at once. An iPhone (a profile of platform ``ios``) appears in the simulated
+usbmuxd instead (see :class:`simulators.ios.iphone.IPhone`). Watchers get every plug and unplug,
+and an iPhone's USB reset as an unplug then a plug (see :meth:`PhonePorts.watch`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from typing import cast
 
 from simulators.adb.faults import FAULTS
 from simulators.adb.phone import PAYLOADS, AdbPhone
@@ -19,10 +22,36 @@ from simulators.adb.profile import CatalogProfile
 from simulators.adb.trust import TrustStore, trust_answer, trust_delay
 from simulators.adb.watch import PhoneChange, PhoneInfo, PhoneWatch
 from simulators.errors import SimDeviceError
+from simulators.ios.faults import FAULTS as IPHONE_FAULTS
+from simulators.ios.iphone import IPhone
+from simulators.ios.pairing import TrustDialog
+from simulators.ios.spec import IphoneProfile
+from simulators.ios.usbmuxd import UsbmuxdSim
 
 log = logging.getLogger(__name__)
 
 PORTS = tuple(f"1-1.{number}" for number in range(1, 33))
+#: The iPhone trust answer that also resets USB right after the customer trusts a computer.
+ACCEPT_RESET = "accept-reset"
+
+Profile = CatalogProfile | IphoneProfile
+Phone = AdbPhone | IPhone
+
+
+def platform_of(profile: Profile) -> str:
+    """``"ios"`` or ``"android"``."""
+    return "ios" if getattr(profile, "platform", "android") == "ios" else "android"
+
+
+def iphone_trust(text: str) -> tuple[str, bool]:
+    """An iPhone's trust answer: ``accept`` (when empty), ``refuse``, ``ignore`` or ``accept-reset``.
+
+    :returns: the answer and whether a USB reset follows each trust.
+    :raises ValueError: not one of those.
+    """
+    if text == ACCEPT_RESET:
+        return "accept", True
+    return trust_answer(text), False
 
 
 class UnknownProfile(LookupError):
@@ -53,15 +82,22 @@ class PhonePorts:
     name = "phones"
     kind = "phone-ports"
 
-    def __init__(self, load_profiles: Callable[[], Mapping[str, CatalogProfile]], ports: tuple[str, ...] = PORTS):
+    def __init__(
+        self,
+        load_profiles: Callable[[], Mapping[str, Profile]],
+        ports: tuple[str, ...] = PORTS,
+        usbmuxd: UsbmuxdSim | None = None,
+    ):
         """:param load_profiles: reads every profile, by name; called once, in a thread, by :meth:`start`.
 
         :param ports: the port paths, in the order free ports are handed out.
+        :param usbmuxd: where plugged iPhones appear; without it iPhone profiles cannot be plugged.
         """
         self._load_profiles = load_profiles
         self._ports = ports
-        self._profiles: dict[str, CatalogProfile] = {}
-        self._phones: dict[str, AdbPhone] = {}
+        self._usbmuxd = usbmuxd
+        self._profiles: dict[str, Profile] = {}
+        self._phones: dict[str, Phone] = {}
         self._watches: set[PhoneWatch] = set()
         self._lock = asyncio.Lock()
         self._running = False
@@ -82,8 +118,8 @@ class PhonePorts:
 
     @property
     def faults(self) -> list[str]:
-        """The faults a phone takes (with param ``port``)."""
-        return list(FAULTS)
+        """The faults a phone takes (with param ``port``): Android's, then the iPhone's own."""
+        return list(dict.fromkeys((*FAULTS, *IPHONE_FAULTS)))
 
     async def start(self) -> None:
         """Load the profiles; nothing is plugged.
@@ -121,7 +157,7 @@ class PhonePorts:
             raise ValueError(f"fault {name!r} needs param port with a plugged phone (plugged: {plugged})")
         phone.fault(name, rest)
 
-    def profiles(self) -> list[CatalogProfile]:
+    def profiles(self) -> list[Profile]:
         """Every profile, sorted by name."""
         return [self._profiles[name] for name in sorted(self._profiles)]
 
@@ -132,7 +168,8 @@ class PhonePorts:
     async def plug(self, profile: str, port: str = "", trust: str = "", trust_delay_s: float = 0.0) -> PhoneInfo:
         """Plug a phone of ``profile`` into ``port`` (the first free port when empty).
 
-        :param trust: the customer's answer to the prompt: ``accept`` (when empty), ``refuse``, ``ignore``.
+        :param trust: the customer's answer to the prompt: ``accept`` (when empty), ``refuse``,
+            ``ignore``; for an iPhone also ``accept-reset`` (accept, then a USB reset).
         :param trust_delay_s: how long the customer takes to answer.
         :returns: the phone, listening.
         :raises UnknownProfile: no such profile.
@@ -141,14 +178,13 @@ class PhonePorts:
         :raises ValueError: a bad trust answer or delay.
         :raises SimDeviceError: the ports are not running, or the phone could not listen.
         """
-        store = TrustStore(trust_answer(trust), trust_delay(trust_delay_s))
+        delay = trust_delay(trust_delay_s)
+        found = self._profiles.get(profile)
+        if found is None:
+            raise UnknownProfile(f"no phone profile {profile!r} (profiles: {', '.join(sorted(self._profiles))})")
         async with self._lock:
             chosen = self._free_port(port)
-            found = self._profiles.get(profile)
-            if found is None:
-                raise UnknownProfile(f"no phone profile {profile!r} (profiles: {', '.join(sorted(self._profiles))})")
-            # A copy of its own: a phone's shell remembers things (what its screen shows).
-            phone = AdbPhone(copy.deepcopy(found), chosen, store, offered_payload(found))
+            phone = self._make_phone(found, chosen, trust, delay)
             try:
                 await phone.start()
             except OSError as exc:
@@ -186,6 +222,26 @@ class PhonePorts:
         finally:
             self._watches.discard(watch)
 
+    def _make_phone(self, profile: Profile, port: str, trust: str, delay_s: float) -> Phone:
+        if platform_of(profile) == "ios":
+            if self._usbmuxd is None:
+                raise SimDeviceError("this kiosk has no usbmuxd: iPhones cannot be plugged")
+            answer, reset = iphone_trust(trust)
+            dialog = TrustDialog(answer, delay_s)
+            iphone = cast(IphoneProfile, profile)
+            return IPhone(iphone, port, self._usbmuxd, dialog, lambda attached: self._usb_change(port, attached), reset)
+        android = cast(CatalogProfile, profile)
+        # A copy of its own: a phone's shell remembers things (what its screen shows).
+        return AdbPhone(
+            copy.deepcopy(android), port, TrustStore(trust_answer(trust), delay_s), offered_payload(android)
+        )
+
+    def _usb_change(self, port: str, attached: bool) -> None:
+        """An iPhone's USB reset: watchers see it leave, then come back."""
+        phone = self._phones.get(port)
+        if phone is not None:
+            self._notify(PhoneChange(attached=attached, phone=self._info(phone)))
+
     def _free_port(self, port: str) -> str:
         if not self._running:
             raise SimDeviceError("the phone ports are not running")
@@ -200,7 +256,7 @@ class PhonePorts:
             raise PortTaken(f"port {port} holds a phone already ({self._phones[port].profile.name})")
         return port
 
-    async def _unplug(self, phone: AdbPhone) -> PhoneInfo:
+    async def _unplug(self, phone: Phone) -> PhoneInfo:
         info = self._info(phone)
         del self._phones[phone.port]
         await phone.stop()
@@ -217,11 +273,12 @@ class PhonePorts:
             watch.push(change)
 
     @staticmethod
-    def _info(phone: AdbPhone) -> PhoneInfo:
+    def _info(phone: Phone) -> PhoneInfo:
         return PhoneInfo(
             port=phone.port,
             profile=phone.profile.name,
             serial=phone.profile.serial,
             endpoint=phone.endpoint,
             state=phone.state,
+            platform="ios" if isinstance(phone, IPhone) else "android",
         )

@@ -132,7 +132,7 @@ def test_ready_status_reset_shutdown(tmp_path: Path, launch: Launch) -> None:
     assert document["version"] == 1
     assert document["pid"] == sim.proc.pid
     assert document["control"] == f"unix:{sim.socket_path}"
-    assert list(document["devices"]) == ["carousel", "binlock", "rs485", "printer", "phones", "camera"]
+    assert list(document["devices"]) == ["carousel", "binlock", "rs485", "printer", "usbmuxd", "phones", "camera"]
     started = datetime.fromisoformat(document["started"])
     assert started.utcoffset() is not None
     assert stat.S_IMODE((tmp_path / "sim").stat().st_mode) == 0o700

@@ -3,11 +3,13 @@ V4L2 capture (settings read back, a device that hangs)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import threading
+import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,12 @@ import pytest
 from hwd.drivers.camera import OpenCvCamera, encode_image
 from hwd.drivers.camera_owner import sized_url
 from hwd.errors import DeviceUnavailable
+from hwd.journal import Journal
 from hwd.model import CameraSettings, ImageFormat
 from hwd.model.camera import CameraLink
+from hwd.services.camera import CameraService
+from hwd.services.events import EventBus
+from hwd.services.registry import DeviceRegistry
 
 
 def _fast(source: str, opener: Any = None) -> OpenCvCamera:
@@ -40,8 +46,9 @@ def _camera_threads() -> list[str]:
 
 async def _until(camera: OpenCvCamera, online: bool) -> CameraLink:
     link = camera.link()
-    while link.online is not online:
-        link = await camera.link_changed(link.version)
+    async with asyncio.timeout(10):
+        while link.online is not online:
+            link = await camera.link_changed(link.version)
     return link
 
 
@@ -130,7 +137,9 @@ async def test_a_missing_source_is_offline_and_retried(tmp_path: Path) -> None:
 class MjpegServer:
     """An IP camera stand-in: multipart JPEG at ~30 fps, native 640x480, ``?size=320x240`` variant.
 
-    ``flowing`` cleared freezes every stream (connections stay open, no bytes move).
+    ``flowing`` cleared freezes every stream (connections stay open, no bytes move). ``requests``
+    counts the streams asked for and ``clients`` those still open; :meth:`vanish` takes the camera
+    off the network (connections refused) and :meth:`back` returns it on the same port.
     """
 
     SIZES = {"": (640, 480), "320x240": (320, 240)}
@@ -139,6 +148,9 @@ class MjpegServer:
         self.flowing = threading.Event()
         self.flowing.set()
         self.closing = threading.Event()
+        self.changed = threading.Condition()
+        self.requests = 0
+        self.clients = 0
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -155,14 +167,53 @@ class MjpegServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
-                outer.stream(self, size)
+                outer.count(+1)
+                try:
+                    outer.stream(self, size)
+                finally:
+                    outer.count(-1)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.handler = Handler
+        self._listen(0)
+
+    def _listen(self, port: int) -> None:
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), self.handler)
+        self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="mjpeg-server")
+
+    def _stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()  # joins the handler threads
+        self.thread.join()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+    def count(self, delta: int) -> None:
+        with self.changed:
+            self.requests += max(delta, 0)
+            self.clients += delta
+            self.changed.notify_all()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Waits (up to 10 s) until ``condition()`` holds, re-checked at each request or disconnection."""
+
+        def wait() -> bool:
+            with self.changed:
+                return self.changed.wait_for(condition, timeout=10)
+
+        assert await asyncio.to_thread(wait), "the MJPEG server never got there"
+
+    def vanish(self) -> None:
+        """Stops listening and drops the streams in progress."""
+        self.closing.set()
+        self._stop()
+        self.closing.clear()
+
+    def back(self) -> None:
+        self._listen(self.port)
+        self.thread.start()
 
     def stream(self, handler: http.server.BaseHTTPRequestHandler, size: tuple[int, int]) -> None:
         shade = 0
@@ -187,9 +238,8 @@ class MjpegServer:
         finally:
             self.closing.set()
             self.flowing.set()
-            self.httpd.shutdown()
-            self.httpd.server_close()  # joins the handler threads
-            self.thread.join()
+            if self.thread.is_alive():
+                self._stop()
 
 
 @pytest.fixture
@@ -249,6 +299,115 @@ async def test_a_frozen_stream_hits_the_deadline_and_the_driver_reconnects(mjpeg
     assert _camera_threads() == []
 
 
+def _resting(source: str, *, close_s: float = 0.2, probe_s: float = 60.0, backoff_s: float = 0.05) -> OpenCvCamera:
+    """A camera that releases a stream ``close_s`` after frames were last wanted and checks it every ``probe_s``."""
+    return OpenCvCamera(
+        source, timeout_s=1.0, backoff_s=backoff_s, max_backoff_s=0.2, idle_close_s=close_s, idle_probe_s=probe_s
+    )
+
+
+async def _until_idle(camera: OpenCvCamera) -> CameraLink:
+    link = camera.link()
+    async with asyncio.timeout(10):
+        while not link.detail.startswith("idle"):
+            link = await camera.link_changed(link.version)
+    assert (link.online, link.reason) == (True, "OK")
+    return link
+
+
+async def test_an_unwatched_stream_is_released_and_a_read_reopens_it_for_a_fresh_frame(mjpeg: MjpegServer) -> None:
+    camera = _resting(mjpeg.url)
+    try:
+        await camera.open()
+        idle = await _until_idle(camera)
+        assert idle.detail == f"idle: {mjpeg.url} opens when frames are wanted"
+        await mjpeg.until(lambda: mjpeg.clients == 0)
+        frames, requests = camera.frames, mjpeg.requests
+        await asyncio.sleep(0.5)  # more than twice the idle delay: a resting camera decodes nothing at all
+        assert (camera.frames, mjpeg.requests, mjpeg.clients) == (frames, requests, 0)
+        assert camera.link() == idle
+        stale = camera.latest()
+        assert stale is not None, "the last frame stays at hand while idle"
+        asked_ns = time.time_ns()
+        fresh = await camera.next_frame(stale.sequence)
+        assert fresh.captured_ns > asked_ns
+        assert camera.link().detail == f"streaming from {mjpeg.url}"
+        assert mjpeg.requests == requests + 1
+        await _until_idle(camera)
+    finally:
+        await camera.close()
+
+
+async def test_a_setting_while_idle_reopens_the_stream_and_holds_on_every_reopening(mjpeg: MjpegServer) -> None:
+    camera = _resting(mjpeg.url)
+    try:
+        await camera.open()
+        await _until_idle(camera)
+        small = {s.name: s for s in await camera.apply(CameraSettings(width=320, height=240))}
+        assert small["width"].applied
+        await _until_idle(camera)
+        await mjpeg.until(lambda: mjpeg.clients == 0)
+        frame = await camera.next_frame(camera.latest().sequence)  # type: ignore[union-attr]
+        assert (frame.width, frame.height) == (320, 240)
+    finally:
+        await camera.close()
+
+
+async def test_the_idle_check_sees_the_camera_vanish_and_return(mjpeg: MjpegServer) -> None:
+    camera = _resting(mjpeg.url, probe_s=0.2, backoff_s=0.5)
+    try:
+        await camera.open()
+        await _until_idle(camera)
+        await mjpeg.until(lambda: mjpeg.clients == 0)
+        frames, checked = camera.frames, mjpeg.requests + 2
+        await mjpeg.until(lambda: mjpeg.requests >= checked and mjpeg.clients == 0)
+        assert camera.frames == frames, "a check reads one frame and drops it"
+        assert camera.link().detail.startswith("idle")
+        mjpeg.vanish()
+        lost = await _until(camera, online=False)
+        assert lost.reason == "CAMERA_LOST"
+        with pytest.raises(DeviceUnavailable, match="offline"):
+            await camera.next_frame(0)
+        mjpeg.back()
+        back = await _until(camera, online=True)
+        assert back.detail.startswith("idle")
+        frame = await camera.next_frame(0)
+        assert (frame.width, frame.height) == (640, 480)
+    finally:
+        await camera.close()
+    assert _camera_threads() == []
+
+
+async def test_a_preview_viewer_keeps_the_stream_open(mjpeg: MjpegServer, journal: Journal, tmp_path: Path) -> None:
+    bus = EventBus(journal, queue_size=64, replay_page=16)
+    await bus.start()
+    camera = _resting(mjpeg.url, close_s=0.5)
+    service = CameraService(
+        camera, DeviceRegistry(bus), bus, journal, state_dir=tmp_path, session_of=lambda port: None
+    )  # fmt: skip
+    try:
+        await camera.open()
+        await _until_idle(camera)
+        await mjpeg.until(lambda: mjpeg.clients == 0)
+        stale = camera.latest()
+        assert stale is not None
+        seen: list[int] = []
+        async with contextlib.aclosing(service.preview(max_fps=30, quality=50)) as viewer:
+            async for frame in viewer:
+                seen.append(frame.sequence)
+                if len(seen) == 1:
+                    streaming = camera.link()
+                if len(seen) == 45:  # 1.5 s at 30 fps: three times the idle delay
+                    break
+        assert seen[0] > stale.sequence, "the viewer's first frame is live, not the one kept from before"
+        assert camera.link() == streaming, "the stream never went idle while watched"
+        assert streaming.detail.startswith("streaming")
+        assert mjpeg.requests == 2  # the first connection and one reopening for the viewer
+        await _until_idle(camera)  # the viewer gone, it rests again
+    finally:
+        await camera.close()
+
+
 def test_sized_url_replaces_an_existing_size() -> None:
     assert sized_url("http://h:1/s.mjpg?size=9x9&x=1", 320, 240) == "http://h:1/s.mjpg?x=1&size=320x240"
 
@@ -265,6 +424,7 @@ class StandInV4l2:
 
     def __init__(self, hang: threading.Event, freed: threading.Event) -> None:
         self.hang, self.freed, self.pace = hang, freed, threading.Event()
+        self.reads, self.busy = 0, threading.Event()  # busy: 50 frames read
         self.props = {
             cv2.CAP_PROP_FRAME_WIDTH: 640.0, cv2.CAP_PROP_FRAME_HEIGHT: 480.0, cv2.CAP_PROP_FPS: 30.0,
             cv2.CAP_PROP_AUTO_EXPOSURE: 3.0, cv2.CAP_PROP_EXPOSURE: 150.0, cv2.CAP_PROP_AUTO_WB: 1.0,
@@ -280,6 +440,9 @@ class StandInV4l2:
             self.freed.wait()
             return False, None
         self.pace.wait(0.01)  # a 100 fps sensor
+        self.reads += 1
+        if self.reads >= 50:
+            self.busy.set()
         return True, _frame(int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT]), 9)
 
     def set(self, prop: int, value: float) -> bool:
@@ -343,6 +506,19 @@ async def test_v4l2_settings_are_applied_and_read_back() -> None:
             assert not clamped.applied
             assert clamped.detail == "the device reads back 5000"
             assert {s.name: s.actual for s in camera.settings()}["exposure"] == "5000"
+        finally:
+            await camera.close()
+
+
+async def test_a_v4l2_device_keeps_streaming_with_nobody_reading() -> None:
+    with _stand_ins() as (made, _, _, opener):
+        camera = OpenCvCamera("/dev/video-standin", opener=opener, idle_close_s=0.05, idle_probe_s=0.05)
+        try:
+            link = await camera.open()
+            await asyncio.to_thread(made[0].busy.wait, 10)  # 50 reads: 0.5 s at 100 fps, ten idle delays
+            assert camera.link() == link
+            assert link.detail == "streaming from /dev/video-standin"
+            assert len(made) == 1
         finally:
             await camera.close()
 

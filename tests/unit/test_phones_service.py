@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -58,6 +59,16 @@ class FakeReader:
         self.calls = 0
         self.open = 0
         self.cancelled = 0
+        self.released: list[PortEvent] = []
+        self.release_error: BaseException | None = None
+        self.was_released = asyncio.Event()
+
+    async def release(self, event: PortEvent) -> None:
+        """Forgets the phone (an iPhone's pair records); may fail as the test says."""
+        self.released.append(event)
+        self.was_released.set()
+        if self.release_error is not None:
+            raise self.release_error
 
     async def identify(self, event: PortEvent, on_prompt: object, on_identifying: object) -> PhoneReport:
         assert callable(on_prompt)
@@ -134,14 +145,15 @@ class Rig:
         return [c.state for c in await self.changes(port)]
 
 
-async def _rig(journal: Journal, *, ports: tuple[str, ...] = (), deadline: float | None = None) -> Rig:
+async def _rig(
+    journal: Journal, *, ports: tuple[str, ...] = (), deadline: float | None = None, ios: bool = False, **options: Any
+) -> Rig:
     bus = EventBus(journal, queue_size=1000, replay_page=100)
     await bus.start()
     registry = DeviceRegistry(bus)
     source, reader = FakeSource(), FakeReader()
-    service = PhonesService(
-        source, {Platform.ANDROID: reader}, registry, bus, ports=ports, identify_deadline_s=deadline
-    )
+    readers = {Platform.ANDROID: reader, **({Platform.IOS: reader} if ios else {})}
+    service = PhonesService(source, readers, registry, bus, ports=ports, identify_deadline_s=deadline, **options)
     task = asyncio.create_task(service.run())
     return Rig(service, source, reader, registry, journal, task, aiter(service.watch()))
 
@@ -491,3 +503,161 @@ async def test_when_discovery_ends_every_port_is_absent_and_run_fails(rig: Rig) 
     assert rig.service.get(PORT).state is PortState.ABSENT
     assert rig.source.closed
     assert rig.reader.open == 0
+
+
+# --- iPhones: the USB reset after Trust, LOCKED, pair records released ---------------------------
+
+UDID = "00008110-001A2D3E0C12801E"
+IPHONE = PortEvent(PORT, True, Platform.IOS, UDID, f"usbmux:{UDID}", True, "simulated iphone-13")
+IOS_REPORT = PhoneReport(
+    Platform.IOS,
+    imei=Field.of("356789101234567", "lockdown:InternationalMobileEquipmentIdentity"),
+    activation_state=Field.of("Activated", "lockdown:ActivationState"),
+)
+
+
+def ios_lock(report: PhoneReport) -> tuple[bool, str]:
+    """The rule under test's stand-in: locked unless the activation state was read and is Activated."""
+    state = report.activation_state
+    if not state.available:
+        return True, "the activation lock state could not be read"
+    return state.value != "Activated", "ACTIVATION_LOCK"
+
+
+@pytest.fixture
+async def ios(journal: Journal) -> AsyncIterator[Rig]:
+    r = await _rig(journal, ios=True, reset_grace_s=30.0, lock_rules={Platform.IOS: ios_lock})
+    yield r
+    r.task.cancel()
+    await asyncio.gather(r.task, return_exceptions=True)
+    await r.watch.aclose()  # type: ignore[attr-defined]
+    assert r.service.running() == []
+    assert r.reader.open == 0
+
+
+async def _trusting(rig: Rig, report: PhoneReport = IOS_REPORT) -> Script:
+    script = rig.reader.scripts[UDID] = Script(prompt_s=30, report=report)
+    script.connected.set()
+    rig.source.plug(IPHONE)
+    await rig.until(PortState.AWAITING_TRUST)
+    return script
+
+
+async def test_an_iphone_resetting_its_usb_after_trust_keeps_its_session(ios: Rig) -> None:
+    script = await _trusting(ios)
+    session = ios.service.get(PORT).session_id
+
+    ios.source.unplug()  # Trust tapped: the phone leaves the bus and comes back
+    ios.source.plug(IPHONE)
+    script.answered.set()
+    script.read.set()
+    ready = await ios.until(PortState.READY)
+
+    assert ready.session_id == session
+    assert ios.reader.calls == 1  # the same identification went on
+    assert ios.reader.cancelled == 0
+    details = [c.detail for c in await ios.changes()]
+    assert "the phone is restarting its USB connection after Trust" in details
+    assert "the phone is back after restarting its USB connection" in details
+    assert "ABSENT" not in (await ios.states())[1:]
+
+
+async def test_an_iphone_not_back_within_the_grace_is_absent_and_released(journal: Journal) -> None:
+    rig = await _rig(journal, ios=True, reset_grace_s=0.05)
+    try:
+        await _trusting(rig)
+        rig.source.unplug()
+        absent = await rig.until(PortState.ABSENT)
+        assert absent.session_id == ""
+        await _released(rig)
+        assert rig.reader.released == [IPHONE]
+        assert rig.reader.cancelled == 1
+    finally:
+        await rig.service.stop()
+        rig.task.cancel()
+        await asyncio.gather(rig.task, return_exceptions=True)
+
+
+async def _released(rig: Rig) -> None:
+    async with asyncio.timeout(10):  # a guard against a hang: the release runs on a task of its own
+        await rig.reader.was_released.wait()
+
+
+async def test_another_phone_on_the_port_during_the_reset_is_a_new_session(ios: Rig) -> None:
+    await _trusting(ios)
+    session = ios.service.get(PORT).session_id
+    ios.source.unplug()
+    ios.reader.scripts["PIXEL7"] = Script().go()
+    ios.source.plug(PIXEL)
+    ready = await ios.until(PortState.READY)
+    assert ready.session_id != session
+    assert ready.platform is Platform.ANDROID
+    await _released(ios)
+    assert ios.reader.released == [IPHONE]
+
+
+async def test_an_android_phone_leaving_while_prompting_is_absent_at_once(ios: Rig) -> None:
+    ios.reader.scripts["PIXEL7"] = Script(prompt_s=30)
+    ios.reader.scripts["PIXEL7"].connected.set()
+    ios.source.plug(PIXEL)
+    await ios.until(PortState.AWAITING_TRUST)
+    ios.source.unplug()
+    await ios.until(PortState.ABSENT)
+    assert ios.reader.cancelled == 1
+
+
+async def test_a_ready_iphone_leaving_is_absent_at_once_and_its_records_released(ios: Rig) -> None:
+    script = await _trusting(ios)
+    script.go()
+    await ios.until(PortState.READY)
+    ios.source.unplug()
+    await ios.until(PortState.ABSENT)
+    await _released(ios)
+    assert ios.reader.released == [IPHONE]
+
+
+async def test_a_failing_release_is_logged_and_the_port_stays_usable(ios: Rig) -> None:
+    ios.reader.release_error = PhoneError("usbmuxd refused DeletePairRecord", code="PHONE_FAILED")
+    script = await _trusting(ios)
+    script.go()
+    await ios.until(PortState.READY)
+    ios.source.unplug()
+    await ios.until(PortState.ABSENT)
+    await _released(ios)
+    ios.source.plug(IPHONE)
+    assert (await ios.until(PortState.READY)).report == IOS_REPORT
+
+
+@pytest.mark.parametrize(
+    ("activation", "state", "reason"),
+    [
+        (Field.of("Activated", "lockdown:ActivationState"), PortState.READY, "OK"),
+        (Field.of("Unactivated", "lockdown:ActivationState"), PortState.LOCKED, "ACTIVATION_LOCK"),
+        (Field.unknown("lockdown:ActivationState", "no reply"), PortState.LOCKED, "ACTIVATION_LOCK"),
+    ],
+)
+async def test_an_iphone_is_locked_unless_its_lock_state_is_known_clear(
+    ios: Rig, activation: Field, state: PortState, reason: str
+) -> None:
+    script = await _trusting(ios, PhoneReport(Platform.IOS, activation_state=activation))
+    script.go()
+    final = await ios.until(state)
+    assert final.reason == reason
+    if state is PortState.LOCKED:
+        assert "Find My" in final.recovery_hint
+
+
+async def test_a_lock_rule_that_fails_counts_as_locked(journal: Journal) -> None:
+    def broken(report: PhoneReport) -> tuple[bool, str]:
+        raise KeyError("ActivationState")
+
+    rig = await _rig(journal, ios=True, lock_rules={Platform.IOS: broken})
+    try:
+        rig.reader.scripts[UDID] = Script(report=IOS_REPORT).go()
+        rig.source.plug(IPHONE)
+        locked = await rig.until(PortState.LOCKED)
+        assert "could not be decided" in locked.detail
+    finally:
+        await rig.service.stop()
+        rig.task.cancel()
+        await asyncio.gather(rig.task, return_exceptions=True)
