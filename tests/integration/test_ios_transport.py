@@ -105,7 +105,8 @@ async def test_trust_after_a_delay_then_the_phone_is_read_and_released(kiosk: Ki
     assert again.prompts == []
 
     await ios.release(event_of(phone))
-    assert not any((tmp_path / "lockdown").iterdir())
+    left = sorted(path.name for path in (tmp_path / "lockdown").iterdir())
+    assert left == ["kiosk-host-key.pem", "kiosk-root-key.pem"], "only the kiosk's own keys stay"
     assert not any(kiosk.mux_records.glob(f"{phone.serial}*"))
 
 

@@ -401,10 +401,11 @@ def phone(monkeypatch: pytest.MonkeyPatch) -> FakePhone:
         fake.connections.append(connection)
         return connection
 
-    def material(client: Any, key: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    def material(client: Any, key: bytes, identity: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         return {"PairRecord": {"HostID": "HOST"}}, dict(RECORD)
 
     monkeypatch.setattr(client_module, "connect_lockdown", connect)
+    monkeypatch.setattr(client_module, "kiosk_identity", lambda directory: None)
     monkeypatch.setattr(client_module, "pairing_material", material)
     return fake
 
@@ -507,3 +508,32 @@ def test_any_kept_record_file_loads_or_is_ignored(tmp_path_factory: pytest.TempP
     records.path(UDID).write_bytes(data)
     loaded = records.load(UDID)
     assert loaded is None or {"HostCertificate", "HostPrivateKey", "HostID"} <= set(loaded)
+
+
+def test_the_kiosk_pairs_every_phone_with_one_identity_whose_keys_never_leave_it(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    record_dir = tmp_path / "lockdown"
+    identity = client_module.kiosk_identity(record_dir)
+    assert client_module.kiosk_identity(record_dir) is identity, "made once, then reused"
+    key_files = sorted(record_dir.iterdir())
+    assert [path.name for path in key_files] == sorted([client_module.HOST_KEY_FILE, client_module.ROOT_KEY_FILE])
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in key_files)
+
+    phones = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
+    client = type("Client", (), {"host_id": "HOST-1", "wifi_mac_address": None, "system_buid": "BUID"})()
+    root = x509.load_pem_x509_certificate(identity.root_pem)
+    for phone in phones:
+        public = phone.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
+        options, record = client_module.pairing_material(client, public, identity)
+        sent = options["PairRecord"]
+        assert not {"RootPrivateKey", "HostPrivateKey"} & set(sent), "no private key is sent to a phone"
+        device = x509.load_pem_x509_certificate(sent["DeviceCertificate"])
+        assert device.public_key().public_numbers() == phone.public_key().public_numbers()
+        assert device.issuer == root.subject
+        assert sent["RootCertificate"] == identity.root_pem
+        assert record["HostPrivateKey"].startswith(b"-----BEGIN PRIVATE KEY-----")
+    with pytest.raises(ValueError, match="PEM"):
+        client_module.pairing_material(client, b"not a key", identity)

@@ -13,11 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pymobiledevice3 import exceptions as pmd3
-from pymobiledevice3.ca import generate_pairing_cert_chain
+from pymobiledevice3.ca import (
+    build_device_certificate,
+    build_host_certificate,
+    build_root_certificate,
+    serialize_cert_pem,
+    serialize_private_key_pkcs8_pem,
+)
 from pymobiledevice3.lockdown import UsbmuxLockdownClient
 from pymobiledevice3.pair_records import generate_host_id
 from pymobiledevice3.service_connection import ServiceConnection
@@ -164,18 +177,76 @@ async def connect_lockdown(mux: Usbmux, udid: str, devid: int, buid: str, stall_
     return client
 
 
-def pairing_material(client: KioskLockdown, device_public_key: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Pair request's options and the pair record to keep once it is accepted (CPU-heavy: run in a thread).
+@dataclass(frozen=True)
+class KioskIdentity:
+    """The kiosk's pairing identity: one root and one host key, as libimobiledevice keeps one pair
+    per host. Each phone gets only its own device certificate (a signature: ~1 ms), where making
+    the two RSA keys took ~80 ms of CPU a phone. The keys never leave the kiosk: a phone gets the
+    certificates, not the private keys."""
+
+    root_key: rsa.RSAPrivateKey
+    host_key: rsa.RSAPrivateKey
+    root_pem: bytes
+    host_pem: bytes
+
+
+_IDENTITIES: dict[Path, KioskIdentity] = {}
+_IDENTITY_LOCK = threading.Lock()
+ROOT_KEY_FILE, HOST_KEY_FILE = "kiosk-root-key.pem", "kiosk-host-key.pem"
+
+
+def _private_key(path: Path) -> rsa.RSAPrivateKey:
+    if not path.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        staging = path.with_name(f".{path.name}.new")
+        fd = os.open(staging, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(serialize_private_key_pkcs8_pem(key))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staging, path)
+    loaded = serialization.load_pem_private_key(path.read_bytes(), None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError(f"{path} does not hold an RSA private key")
+    return loaded
+
+
+def kiosk_identity(record_dir: Path) -> KioskIdentity:
+    """The identity kept in ``record_dir`` (made on first use, mode 0600). Blocking: run it in a thread.
+
+    :raises OSError: the directory cannot be read or written.
+    :raises ValueError: a key file is not an RSA private key.
+    """
+    with _IDENTITY_LOCK:
+        if record_dir not in _IDENTITIES:
+            record_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            root_key, host_key = _private_key(record_dir / ROOT_KEY_FILE), _private_key(record_dir / HOST_KEY_FILE)
+            root = build_root_certificate(root_key, hashes.SHA256())
+            host = build_host_certificate(host_key, root, root_key, hashes.SHA256())
+            _IDENTITIES[record_dir] = KioskIdentity(
+                root_key, host_key, serialize_cert_pem(root), serialize_cert_pem(host)
+            )
+        return _IDENTITIES[record_dir]
+
+
+def pairing_material(
+    client: KioskLockdown, device_public_key: bytes, identity: KioskIdentity
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Pair request's options and the pair record to keep once it is accepted.
 
     :returns: (options, record); the record still lacks the EscrowBag the phone sends back.
+    :raises ValueError: ``device_public_key`` is not an RSA public key in PEM.
     """
-    host_cert, host_key, device_cert, root_cert, root_key = generate_pairing_cert_chain(device_public_key)
+    device_key = serialization.load_pem_public_key(device_public_key)
+    if not isinstance(device_key, rsa.RSAPublicKey):
+        raise ValueError("the phone's DevicePublicKey is not an RSA key")
+    root = x509.load_pem_x509_certificate(identity.root_pem)
+    device = build_device_certificate(device_key, root, identity.root_key, hashes.SHA256())
     sent = {
-        "DeviceCertificate": device_cert,
-        "HostCertificate": host_cert,
+        "DeviceCertificate": serialize_cert_pem(device),
+        "HostCertificate": identity.host_pem,
         "HostID": client.host_id,
-        "RootCertificate": root_cert,
-        "RootPrivateKey": root_key,
+        "RootCertificate": identity.root_pem,
         "WiFiMACAddress": client.wifi_mac_address,
         "SystemBUID": client.system_buid,
     }
@@ -186,5 +257,5 @@ def pairing_material(client: KioskLockdown, device_public_key: bytes) -> tuple[d
         "PairingOptions": {"ExtendedPairingErrors": True},
     }
     record = {key: value for key, value in sent.items() if value is not None}
-    record["HostPrivateKey"] = host_key
+    record["HostPrivateKey"] = serialize_private_key_pkcs8_pem(identity.host_key)
     return options, record

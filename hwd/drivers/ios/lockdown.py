@@ -163,13 +163,20 @@ class LockdownSession:
         return False
 
     async def _pair(self, client: KioskLockdown, devid: int) -> None:
-        from hwd.drivers.ios.client import pairing_material
+        from hwd.drivers.ios.client import kiosk_identity, pairing_material
 
         key = client.device_public_key
         if not isinstance(key, bytes) or not key:
             raise PhoneError("the phone gave no DevicePublicKey to pair with", code="PHONE_PROTOCOL_ERROR")
-        if self._material is None:  # two RSA keys: made once per phone, off the event loop
-            self._material = await asyncio.to_thread(pairing_material, client, key)
+        if self._material is None:  # certificates for this phone, signed off the event loop
+            try:
+                identity = await asyncio.to_thread(kiosk_identity, self._records.directory)
+            except (OSError, ValueError) as exc:
+                raise PhoneError(f"cannot keep the kiosk's pairing keys: {exc}", code="PAIR_RECORD_UNWRITABLE") from exc
+            try:
+                self._material = await asyncio.to_thread(pairing_material, client, key, identity)
+            except ValueError as exc:
+                raise PhoneError(f"cannot pair: {exc}", code="PHONE_PROTOCOL_ERROR") from exc
         options, record = self._material
         reply = await self._trust.run(lambda: self._step(client.request_pair(options), "pairing"))
         escrow = reply.get("EscrowBag")

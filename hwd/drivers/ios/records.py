@@ -72,6 +72,11 @@ class PairRecords:
         self._mux = mux
         self._elsewhere = None if elsewhere is None else list(elsewhere)
 
+    @property
+    def directory(self) -> Path:
+        """The daemon's record directory."""
+        return self._dir
+
     def path(self, udid: str) -> Path:
         """The file of ``udid``'s record in the daemon's directory."""
         return self._dir / f"{checked_udid(udid)}.plist"
