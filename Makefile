@@ -20,11 +20,12 @@ $(STAMP): pyproject.toml requirements.lock
 	    apt-get install -y -qq socat mbpoll >/dev/null || { apt-get update -qq && apt-get install -y -qq socat mbpoll >/dev/null; }; \
 	  else echo "the simulated kiosk needs socat (and the tests mbpoll): sudo apt-get install socat mbpoll"; \
 	    command -v socat >/dev/null || exit 1; fi; }
-	@# USB hotplug tests run under umockdev, driven from the system Python's GObject bindings; adb is
-	@# the Android peer of the tests and benchmarks. Without them those tests skip.
-	@command -v umockdev-wrapper >/dev/null && command -v adb >/dev/null && \
+	@# USB hotplug tests run under umockdev, driven from the system Python's GObject bindings; adb and
+	@# libimobiledevice's tools are the Android and iPhone peers of the tests and benchmarks. Without
+	@# them those tests skip.
+	@command -v umockdev-wrapper >/dev/null && command -v adb >/dev/null && command -v ideviceinfo >/dev/null && \
 	  /usr/bin/python3 -c 'import gi; gi.require_version("UMockdev", "1.0")' 2>/dev/null || { \
-	  pkgs="umockdev gir1.2-umockdev-1.0 python3-gi adb"; \
+	  pkgs="umockdev gir1.2-umockdev-1.0 python3-gi adb libimobiledevice-utils"; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get install -y -qq $$pkgs >/dev/null || { apt-get update -qq && apt-get install -y -qq $$pkgs >/dev/null; }; \
 	  else echo "the USB hotplug tests and the phone benchmark need: sudo apt-get install $$pkgs"; fi; }
