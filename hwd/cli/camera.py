@@ -16,15 +16,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from hwd.cli.client import (
-    CliError,
-    Peer,
-    check_socket,
-    daemon_peer,
-    resolve_socket_dir,
-    unless_unimplemented,
-    wait_connected,
-)
+from hwd.cli.client import CliError, daemon_peer, open_channel, resolve_socket_dir, unless_unimplemented
 from hwd.cli.exitcodes import ExitCode
 from hwd.cli.render import EMPTY_CELL, enum_name, fields, table, timestamp, yes_no
 from hwd.rpc.pb.hwd.sim.v1 import simulator_pb2, simulator_pb2_grpc
@@ -61,10 +53,8 @@ def camera_timeout(args: argparse.Namespace) -> float:
 @contextmanager
 def camera_stub(args: argparse.Namespace) -> Iterator[camera_pb2_grpc.CameraStub]:
     """A Camera stub on the daemon's tech.sock that accepts stills up to :data:`MAX_IMAGE_BYTES`."""
-    peer: Peer = daemon_peer(resolve_socket_dir(args.socket_dir, args.config))
-    check_socket(peer)
-    with grpc.insecure_channel(peer.target, [("grpc.max_receive_message_length", MAX_IMAGE_BYTES)]) as channel:
-        wait_connected(channel, peer, args.timeout)
+    peer = daemon_peer(resolve_socket_dir(args.socket_dir, args.config))
+    with open_channel(peer, args.timeout, MAX_IMAGE_BYTES) as channel:
         yield camera_pb2_grpc.CameraStub(channel)
 
 

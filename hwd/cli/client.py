@@ -127,14 +127,16 @@ def wait_connected(channel: grpc.Channel, peer: Peer, timeout: float) -> None:
 
 
 @contextmanager
-def open_channel(peer: Peer, timeout: float) -> Iterator[grpc.Channel]:
+def open_channel(peer: Peer, timeout: float, max_receive_bytes: int | None = None) -> Iterator[grpc.Channel]:
     """A connected channel to `peer`, closed on exit.
 
     :param timeout: seconds allowed to connect.
+    :param max_receive_bytes: the largest answer accepted (grpc's default, 4 MiB, when None).
     :raises CliError: when the peer cannot be reached (see :func:`check_socket`, :func:`wait_connected`).
     """
     check_socket(peer)
-    with grpc.insecure_channel(peer.target) as channel:
+    options = [] if max_receive_bytes is None else [("grpc.max_receive_message_length", max_receive_bytes)]
+    with grpc.insecure_channel(peer.target, options) as channel:
         wait_connected(channel, peer, timeout)
         yield channel
 

@@ -345,7 +345,7 @@ class Owner(threading.Thread):
     def _resize(self, width: int, height: int) -> dict[str, AppliedSetting]:
         assert self.cap is not None
         if self.size != (width, height):
-            if STREAM.match(self.url) and self.url.lower().startswith("http"):
+            if self.url.lower().startswith(("http://", "https://")):  # size variants are an HTTP convention
                 self._switch_stream(sized_url(self.source, width, height), (width, height))
             elif set_size(self.cap, width, height):
                 ok, image = self.cap.read()  # the next frame has the size the device really delivers
