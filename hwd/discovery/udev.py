@@ -148,8 +148,14 @@ class UdevWatcher:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Item] = asyncio.Queue()
 
+        overflowed = False
+
         def push(item: Item) -> None:  # on the loop
+            nonlocal overflowed
+            if overflowed:  # the stream ends at the error already queued: nothing more is kept
+                return
             if queue.qsize() >= MAX_BACKLOG:
+                overflowed = True
                 item = DeviceUnavailable(f"more than {MAX_BACKLOG} USB events waiting", device="udev")
             queue.put_nowait(item)
 

@@ -142,7 +142,7 @@ class UsbmuxWatcher:
 
     async def _frame(self, reader: asyncio.StreamReader, *, idle: bool = False) -> Message:
         """The next frame's plist. With ``idle`` the header may take for ever (Listen waits for
-        plugs); the rest of the frame always comes within the deadline."""
+        plugs) and the body must come within the deadline; without it the caller bounds the whole frame."""
         try:
             header = await reader.readexactly(HEADER.size)
             length = body_length(header)

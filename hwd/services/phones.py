@@ -36,7 +36,7 @@ from hwd.services.phones_states import (
     Outcome,
     PhoneReader,
     PortSource,
-    PortWatcher,
+    PortWatchers,
     device_name,
     failed,
     identified,
@@ -110,7 +110,7 @@ class PhonesService:
         self._ports = {port: _Port(PortStatus(port, since_ns=time.time_ns())) for port in ports}
         self._configured = tuple(self._ports)
         self._publishing = asyncio.Lock()  # one transition at a time: events leave in the order of the table
-        self._watchers: set[PortWatcher] = set()
+        self._watchers = PortWatchers(WATCH_BACKLOG)
         self._dying: set[asyncio.Task[None]] = set()
         self._stopped = False
 
@@ -127,9 +127,7 @@ class PhonesService:
     def session_of(self, port: str) -> str | None:
         """The session id of the phone on ``port``, or None when the port is empty or unknown."""
         slot = self._ports.get(port)
-        if slot is None or not slot.status.session_id:
-            return None
-        return slot.status.session_id
+        return (slot.status.session_id or None) if slot is not None else None
 
     def running(self) -> list[str]:
         """Ports whose session task still runs (including cancelled ones still closing)."""
@@ -142,20 +140,7 @@ class PhonesService:
 
         :raises ShuttingDown: (from the iterator) when the service stops.
         """
-        watcher = PortWatcher(WATCH_BACKLOG)
-        for status in self.ports():
-            watcher.offer(status)
-        if self._stopped:
-            watcher.close()
-        self._watchers.add(watcher)
-        return self._follow(watcher)
-
-    async def _follow(self, watcher: PortWatcher) -> AsyncIterator[PortStatus]:
-        try:
-            while True:
-                yield await watcher.next()
-        finally:
-            self._watchers.discard(watcher)
+        return self._watchers.subscribe(self.ports())
 
     def _slot(self, port: str) -> _Port:
         slot = self._ports.get(port)
@@ -269,8 +254,7 @@ class PhonesService:
             # longer is awaited at stop(), so that one stuck phone does not stall discovery.
             done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
             if not done:
-                log.warning("the session on %s did not end within %.1f s of its cancellation", port,
-                            CANCEL_GRACE_S)  # fmt: skip
+                log.warning("the session on %s did not end within %.1f s of its cancellation", port, CANCEL_GRACE_S)
         self._releases.start(self._readers.get(event.platform) if event.platform else None, event)
 
     def _retire(self, task: asyncio.Task[None] | None) -> None:
@@ -293,9 +277,7 @@ class PhonesService:
     async def _session(self, event: PortEvent, run: int, again: bool) -> None:
         if again:
             await self._set(event.port, run, PortState.IDENTIFYING)
-        outcome = unsupported(event, frozenset(self._readers))
-        if outcome is None:
-            outcome = await self._identify(event, run)
+        outcome = unsupported(event, frozenset(self._readers)) or await self._identify(event, run)
         await self._set(event.port, run, outcome.state, reason=outcome.reason, detail=outcome.detail,
                         hint=outcome.hint, report=outcome.report)  # fmt: skip
 
@@ -358,18 +340,13 @@ class PhonesService:
         tasks = set(self._dying)
         for slot in self._ports.values():
             slot.run += 1
-            if slot.leaving is not None:
-                tasks.add(slot.leaving)
-                slot.leaving = None
-            if slot.task is not None:
-                tasks.add(slot.task)
-                slot.task = None
+            tasks.update(task for task in (slot.leaving, slot.task) if task is not None)
+            slot.leaving = slot.task = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._releases.wait()  # a phone that left just before the stop is still forgotten
-        for watcher in self._watchers:
-            watcher.close()
+        self._watchers.close()
 
     # --- transitions -------------------------------------------------------------------------------
 
@@ -386,12 +363,7 @@ class PhonesService:
             new = PortStatus(port, state, since_ns=time.time_ns(), **fields)
             if dataclasses.replace(new, since_ns=old.since_ns) == old:
                 return  # nothing changed: no event
-            slot.status = new
-            try:
-                await self._publish(new)
-            finally:  # watchers hear of it once it is journaled, as event subscribers do
-                for watcher in self._watchers:
-                    watcher.offer(new)
+            await self._commit(slot, new)
 
     async def _annotate(self, port: str, run: int, detail: str) -> None:
         """Publishes a new detail for ``port``'s current state, every other field kept (unless ``run`` is stale)."""
@@ -399,12 +371,15 @@ class PhonesService:
             slot = self._ports[port]
             if run != slot.run or slot.status.detail == detail:
                 return
-            slot.status = dataclasses.replace(slot.status, detail=detail, since_ns=time.time_ns())
-            try:
-                await self._publish(slot.status)
-            finally:
-                for watcher in self._watchers:
-                    watcher.offer(slot.status)
+            await self._commit(slot, dataclasses.replace(slot.status, detail=detail, since_ns=time.time_ns()))
+
+    async def _commit(self, slot: _Port, status: PortStatus) -> None:
+        """Makes ``status`` the slot's and publishes it (event, registry, watchers); under ``_publishing``."""
+        slot.status = status
+        try:
+            await self._publish(status)
+        finally:  # watchers hear of it once it is journaled, as event subscribers do
+            self._watchers.offer(status)
 
     async def _publish(self, status: PortStatus) -> None:
         platform = status.platform.value if status.platform is not None else ""

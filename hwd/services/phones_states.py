@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,7 +27,7 @@ class PortSource(Protocol):
 
 
 class PhoneReader(Protocol):
-    """Reads one phone of one platform (Android over ADB; iOS later)."""
+    """Reads one phone of one platform (Android over ADB, iOS over usbmuxd and lockdownd)."""
 
     async def identify(
         self, event: PortEvent, on_prompt: PromptCallback, on_identifying: IdentifyingCallback
@@ -215,3 +215,44 @@ class PortWatcher:
             self._wake.clear()
             await self._wake.wait()
         return self._items.popleft()
+
+
+class PortWatchers:
+    """Every WatchPorts subscriber, each with its own :class:`PortWatcher` of ``cap`` waiting states."""
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._open: set[PortWatcher] = set()
+        self._closed = False
+
+    def subscribe(self, now: Iterable[PortStatus]) -> AsyncIterator[PortStatus]:
+        """``now``, then every state offered from here on; subscribed at the call, so nothing between
+        the call and the first read is missed.
+
+        :raises ShuttingDown: (from the iterator) once closed and drained.
+        """
+        watcher = PortWatcher(self._cap)
+        for status in now:
+            watcher.offer(status)
+        if self._closed:
+            watcher.close()
+        self._open.add(watcher)
+        return self._follow(watcher)
+
+    async def _follow(self, watcher: PortWatcher) -> AsyncIterator[PortStatus]:
+        try:
+            while True:
+                yield await watcher.next()
+        finally:
+            self._open.discard(watcher)
+
+    def offer(self, status: PortStatus) -> None:
+        """Queues ``status`` for every subscriber (never blocks)."""
+        for watcher in self._open:
+            watcher.offer(status)
+
+    def close(self) -> None:
+        """Ends every subscription, and those made later, once each has read its backlog."""
+        self._closed = True
+        for watcher in self._open:
+            watcher.close()

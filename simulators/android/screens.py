@@ -62,15 +62,13 @@ def imei_dialog(dialer: str, style: str, imeis: list[str]) -> str:
     """
     if style == "samsung":
         lines = [f"IMEI{'' if len(imeis) == 1 else f' (Slot{n})'}\n{imei}/01" for n, imei in enumerate(imeis, 1)]
-        title = "IMEI"
     elif style == "miui":
         lines = [f"IMEI{n}: {imei}" for n, imei in enumerate(imeis, 1)] + ["MEID: 99001234567890"]
-        title = "IMEI"
     else:
-        lines, title = list(imeis), "IMEI"
+        lines = list(imeis)
     pkg = "android"
     title_node = _node(
-        0, "android.widget.TextView", dialer, "[126,945][954,1020]", text=title, rid=f"{pkg}:id/alertTitle"
+        0, "android.widget.TextView", dialer, "[126,945][954,1020]", text="IMEI", rid=f"{pkg}:id/alertTitle"
     )
     message = _node(
         0, "android.widget.TextView", dialer, "[126,1050][954,1250]", text="\n".join(lines), rid=f"{pkg}:id/message"

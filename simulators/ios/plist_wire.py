@@ -33,14 +33,6 @@ class WireError:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class MuxMessage:
-    """One usbmuxd request: its tag and its plist."""
-
-    tag: int
-    body: dict[str, Any]
-
-
 def decode_plist(data: bytes) -> dict[str, Any] | WireError:
     """Read a plist (XML or binary) whose top level is a dictionary.
 
@@ -102,76 +94,3 @@ def lockdown_header(data: bytes) -> int | WireError:
     if length == 0 or length > MAX_PLIST:
         return WireError(f"plist length {length} outside 1..{MAX_PLIST}")
     return int(length)
-
-
-class MuxParser:
-    """Incremental usbmuxd parser: feed bytes as they come, get whole messages.
-
-    After the first error it stays broken (the stream has lost its framing) and yields nothing more.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self.broken = False
-
-    def feed(self, data: bytes) -> list[MuxMessage | WireError]:
-        """Add ``data``; returns the messages (or the one error) it completes."""
-        out: list[MuxMessage | WireError] = []
-        if self.broken:
-            return out
-        self._buffer += data
-        while len(self._buffer) >= MUX_HEADER.size:
-            header = mux_header(bytes(self._buffer[: MUX_HEADER.size]))
-            if isinstance(header, WireError):
-                return self._fail(out, header)
-            length, tag = header
-            if len(self._buffer) < MUX_HEADER.size + length:
-                break
-            body = decode_plist(bytes(self._buffer[MUX_HEADER.size : MUX_HEADER.size + length]))
-            del self._buffer[: MUX_HEADER.size + length]
-            if isinstance(body, WireError):
-                return self._fail(out, body)
-            out.append(MuxMessage(tag, body))
-        return out
-
-    def _fail(self, out: list[MuxMessage | WireError], error: WireError) -> list[MuxMessage | WireError]:
-        self.broken = True
-        self._buffer.clear()
-        out.append(error)
-        return out
-
-
-class LockdownParser:
-    """Incremental lockdownd parser: feed bytes as they come, get whole plists.
-
-    After the first error it stays broken and yields nothing more.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self.broken = False
-
-    def feed(self, data: bytes) -> list[dict[str, Any] | WireError]:
-        """Add ``data``; returns the plists (or the one error) it completes."""
-        out: list[dict[str, Any] | WireError] = []
-        if self.broken:
-            return out
-        self._buffer += data
-        while len(self._buffer) >= LOCKDOWN_HEADER.size:
-            length = lockdown_header(bytes(self._buffer[: LOCKDOWN_HEADER.size]))
-            if isinstance(length, WireError):
-                return self._fail(out, length)
-            if len(self._buffer) < LOCKDOWN_HEADER.size + length:
-                break
-            body = decode_plist(bytes(self._buffer[LOCKDOWN_HEADER.size : LOCKDOWN_HEADER.size + length]))
-            del self._buffer[: LOCKDOWN_HEADER.size + length]
-            if isinstance(body, WireError):
-                return self._fail(out, body)
-            out.append(body)
-        return out
-
-    def _fail(self, out: list[dict[str, Any] | WireError], error: WireError) -> list[dict[str, Any] | WireError]:
-        self.broken = True
-        self._buffer.clear()
-        out.append(error)
-        return out

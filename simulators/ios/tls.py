@@ -245,12 +245,6 @@ class FrameReader:
             return size
         return decode_plist(await self._take(link, size, deadline_s))
 
-    def leftover(self) -> bytes:
-        """Bytes read past the last frame (handed over when the link changes)."""
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        return data
-
     async def _take(self, link: Link, size: int, deadline_s: float) -> bytes:
         loop = asyncio.get_running_loop()
         end = loop.time() + deadline_s

@@ -73,6 +73,11 @@ def properties(device_id: int, phone: MuxPhone) -> dict[str, Any]:
     }
 
 
+def attached(device_id: int, phone: MuxPhone) -> dict[str, Any]:
+    """The ``Attached`` message of one phone (a Listen event, or an entry of ListDevices' DeviceList)."""
+    return {"MessageType": "Attached", "DeviceID": device_id, "Properties": properties(device_id, phone)}
+
+
 class UsbmuxdSim:
     """The ``usbmuxd`` device; iPhones attach to it through :meth:`attach` when plugged."""
 
@@ -140,9 +145,7 @@ class UsbmuxdSim:
         """Announce a phone to listeners; returns its new DeviceID."""
         self._last_id += 1
         self._devices[self._last_id] = phone
-        self._publish(
-            {"MessageType": "Attached", "DeviceID": self._last_id, "Properties": properties(self._last_id, phone)}
-        )
+        self._publish(attached(self._last_id, phone))
         return self._last_id
 
     def detach(self, device_id: int) -> None:
@@ -226,11 +229,7 @@ class UsbmuxdSim:
         if kind == "ReadBUID":
             return {"BUID": self._buid}
         if kind == "ListDevices":
-            listed = [
-                {"MessageType": "Attached", "DeviceID": device_id, "Properties": properties(device_id, phone)}
-                for device_id, phone in self._devices.items()
-            ]
-            return {"DeviceList": listed}
+            return {"DeviceList": [attached(device_id, phone) for device_id, phone in self._devices.items()]}
         if kind in ("ReadPairRecord", "SavePairRecord", "DeletePairRecord"):
             return await self._pair_record(kind, body)
         return result(RESULT_BADCOMMAND)
@@ -256,31 +255,31 @@ class UsbmuxdSim:
     async def _connect(
         self, tag: int, body: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
+        target = self._target(body)
+        writer.write(mux_frame(tag, result(target if isinstance(target, int) else RESULT_OK)))
+        await writer.drain()
+        if isinstance(target, int):
+            return True
+        phone, device_port = target
+        await phone.serve(device_port, reader, writer)
+        return False
+
+    def _target(self, body: dict[str, Any]) -> tuple[MuxPhone, int] | int:
+        """The phone and device port a Connect asks for, or the result number that refuses it."""
         device_id, port = body.get("DeviceID"), body.get("PortNumber")
         phone = self._devices.get(device_id) if isinstance(device_id, int) else None
         if phone is None or not isinstance(port, int) or not 0 <= port <= 0xFFFF:
-            writer.write(mux_frame(tag, result(RESULT_BADDEV)))
-            await writer.drain()
-            return True
+            return RESULT_BADDEV
         device_port = int.from_bytes(port.to_bytes(2, "little"), "big")  # sent in network byte order
-        if not phone.accepts(device_port):
-            writer.write(mux_frame(tag, result(RESULT_CONNREFUSED)))
-            await writer.drain()
-            return True
-        writer.write(mux_frame(tag, result(RESULT_OK)))
-        await writer.drain()
-        await phone.serve(device_port, reader, writer)
-        return False
+        return (phone, device_port) if phone.accepts(device_port) else RESULT_CONNREFUSED
 
     async def _listen(self, tag: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(LISTEN_CAPACITY + 1)
         writer.write(mux_frame(tag, result(RESULT_OK)))
         for device_id, phone in self._devices.items():
-            queue.put_nowait(
-                {"MessageType": "Attached", "DeviceID": device_id, "Properties": properties(device_id, phone)}
-            )
+            queue.put_nowait(attached(device_id, phone))
         self._listeners.add(queue)
-        sender = asyncio.create_task(self._send_events(queue, writer))
+        sender = asyncio.create_task(self._send_events(queue, writer), name="usbmuxd-listener")
         try:
             # A listener sends nothing more; reading only notices when it leaves.
             while await reader.read(4096) and not sender.done():

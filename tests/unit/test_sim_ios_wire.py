@@ -10,12 +10,10 @@ from hypothesis import strategies as st
 
 from simulators.ios.plist_wire import (
     MAX_PLIST,
-    LockdownParser,
-    MuxMessage,
-    MuxParser,
     WireError,
     decode_plist,
     lockdown_frame,
+    lockdown_header,
     mux_frame,
     mux_header,
 )
@@ -29,22 +27,14 @@ def test_mux_frame_is_what_usbmuxd_clients_expect() -> None:
     assert plistlib.loads(frame[16:]) == {"MessageType": "Result", "Number": 0}
 
 
-def test_mux_parser_reassembles_messages_fed_byte_by_byte() -> None:
-    stream = mux_frame(1, {"MessageType": "ListDevices"}) + mux_frame(2, {"MessageType": "ReadBUID"})
-    parser, out = MuxParser(), []
-    for index in range(len(stream)):
-        out += parser.feed(stream[index : index + 1])
-    assert out == [MuxMessage(1, {"MessageType": "ListDevices"}), MuxMessage(2, {"MessageType": "ReadBUID"})]
-
-
-def test_mux_parser_refuses_a_huge_length_before_buffering_it() -> None:
-    parser = MuxParser()
-    out = parser.feed(struct.pack("<4I", 0xFFFFFFF0, 1, 8, 1))
-    assert len(out) == 1
-    assert isinstance(out[0], WireError)
-    assert "length" in out[0].reason
-    assert parser.broken
-    assert parser.feed(mux_frame(1, {"MessageType": "ReadBUID"})) == []  # framing is lost for good
+def test_mux_header_refuses_a_huge_length_before_anything_is_buffered() -> None:
+    header = mux_header(struct.pack("<4I", 0xFFFFFFF0, 1, 8, 1))
+    assert isinstance(header, WireError)
+    assert "length" in header.reason
+    assert mux_header(mux_frame(5, {"MessageType": "ReadBUID"})[:16]) == (
+        len(mux_frame(5, {"MessageType": "ReadBUID"})) - 16,
+        5,
+    )
 
 
 def test_mux_binary_protocol_is_refused() -> None:
@@ -54,16 +44,15 @@ def test_mux_binary_protocol_is_refused() -> None:
 
 
 def test_lockdown_frame_round_trip_and_binary_plists_from_clients() -> None:
-    binary = plistlib.dumps({"Request": "QueryType"}, fmt=plistlib.FMT_BINARY)
-    stream = lockdown_frame({"Request": "GetValue", "Key": "ProductType"}) + struct.pack(">I", len(binary)) + binary
-    assert LockdownParser().feed(stream) == [{"Request": "GetValue", "Key": "ProductType"}, {"Request": "QueryType"}]
+    frame = lockdown_frame({"Request": "GetValue", "Key": "ProductType"})
+    assert lockdown_header(frame[:4]) == len(frame) - 4
+    assert decode_plist(frame[4:]) == {"Request": "GetValue", "Key": "ProductType"}
+    assert decode_plist(plistlib.dumps({"Request": "QueryType"}, fmt=plistlib.FMT_BINARY)) == {"Request": "QueryType"}
 
 
-def test_lockdown_parser_refuses_zero_and_oversized_lengths() -> None:
+def test_lockdown_header_refuses_zero_and_oversized_lengths() -> None:
     for length in (0, MAX_PLIST + 1, 0x7FFFFFF0):
-        out = LockdownParser().feed(struct.pack(">I", length))
-        assert len(out) == 1, length
-        assert isinstance(out[0], WireError), length
+        assert isinstance(lockdown_header(struct.pack(">I", length)), WireError), length
 
 
 def test_plist_that_is_not_a_dictionary_is_an_error() -> None:
@@ -78,30 +67,9 @@ def test_decode_plist_is_total(data: bytes) -> None:
     assert isinstance(result, dict | WireError)
 
 
-@given(st.lists(st.binary(max_size=64), max_size=20))
-def test_mux_parser_is_total_on_arbitrary_chunks(chunks: list[bytes]) -> None:
-    parser, errors = MuxParser(), 0
-    for chunk in chunks:
-        for item in parser.feed(chunk):
-            assert isinstance(item, MuxMessage | WireError)
-            errors += isinstance(item, WireError)
-    assert errors <= 1
-    assert parser.broken == (errors == 1)
-
-
-@given(st.lists(st.binary(max_size=64), max_size=20))
-def test_lockdown_parser_is_total_on_arbitrary_chunks(chunks: list[bytes]) -> None:
-    parser, errors = LockdownParser(), 0
-    for chunk in chunks:
-        for item in parser.feed(chunk):
-            assert isinstance(item, dict | WireError)
-            errors += isinstance(item, WireError)
-    assert errors <= 1
-
-
-@given(st.binary(min_size=1, max_size=512))
-def test_valid_header_with_garbage_plist_is_an_error_not_an_exception(garbage: bytes) -> None:
-    frame = struct.pack("<4I", 16 + len(garbage), 1, 8, 9) + garbage
-    out = MuxParser().feed(frame)
-    assert len(out) == 1
-    assert isinstance(out[0], WireError | MuxMessage)
+@given(st.binary(max_size=32))
+def test_the_headers_are_total(data: bytes) -> None:
+    mux = mux_header(data)
+    assert isinstance(mux, WireError) or (len(data) == 16 and 0 <= mux[0] <= MAX_PLIST)
+    lockdown = lockdown_header(data)
+    assert isinstance(lockdown, WireError) or (len(data) == 4 and 1 <= lockdown <= MAX_PLIST)

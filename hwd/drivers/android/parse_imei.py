@@ -80,7 +80,7 @@ def parse_parcel_string(text: str) -> ParcelReply | ParseError:
 
 
 def parse_ui_dump(text: str) -> ScreenDump | ParseError:
-    """Parses a ``uiautomator dump /dev/tty`` answer (the XML, then a "dumped to" line).
+    """Parses a window dump: the XML with any text around it (uiautomator's "dumped to" line).
 
     The XML is size-capped and refused if it declares a DTD or entities, so a hostile phone can
     neither exhaust memory nor expand entities.

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Largest output one shell command may return (a full getprop + dumpsys batch is ~30 KiB).
 MAX_OUTPUT_BYTES = 1024 * 1024
-#: What the phone shows while the kiosk waits for the customer.
+#: Called (or awaited) once when the phone shows the "Allow USB debugging?" prompt for the kiosk's key.
 PromptCallback = Callable[[], Awaitable[None]] | Callable[[], None]
 
 

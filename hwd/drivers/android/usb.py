@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from adb_shell.adb_device import AdbDevice, AdbDeviceUsb  # type: ignore[import-untyped]
@@ -75,21 +75,30 @@ class UsbAdbSession:
 
         def connect() -> Any:
             device = _find(where, timeout_s / 2)
-            device.connect(
-                rsa_keys=[signer],
-                transport_timeout_s=timeout_s / 2,
-                auth_timeout_s=trust_timeout_s,
-                read_timeout_s=timeout_s / 2,
-                auth_callback=shown,
-            )
+            try:
+                device.connect(
+                    rsa_keys=[signer],
+                    transport_timeout_s=timeout_s / 2,
+                    auth_timeout_s=trust_timeout_s,
+                    read_timeout_s=timeout_s / 2,
+                    auth_callback=shown,
+                )
+            except BaseException:
+                _quiet_close(device)  # a refused or broken handshake may leave the interface claimed
+                raise
             return device
 
         session = cls(pool, None, timeout_s, max_output_bytes)
-        connecting = loop.run_in_executor(pool, connect)
+        connecting = pool.submit(connect)
         watcher = asyncio.ensure_future(_prompt_when(prompted, on_prompt))
         try:
-            session._device = await session._call(connecting, timeout_s + trust_timeout_s)
+            session._device = await session._call(
+                asyncio.wrap_future(connecting, loop=loop), timeout_s + trust_timeout_s
+            )
         except BaseException as exc:
+            # Past the deadline (or cancelled) the connect still runs in the thread; the pool's one
+            # worker closes what it returns once it ends, so no USB handle outlives the session.
+            pool.submit(_close_connected, connecting)
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
             await session.close()
@@ -132,6 +141,12 @@ def _quiet_close(device: Any) -> None:
         device.close()
     except Exception as exc:  # libusb errors on a vanished phone; the handle is released either way
         log.debug("closing a USB adb device: %r", exc)
+
+
+def _close_connected(connecting: Future[Any]) -> None:
+    """Closes the device ``connecting`` gave, if it gave one (run after it, on the same worker)."""
+    if not connecting.cancelled() and connecting.exception() is None:
+        _quiet_close(connecting.result())
 
 
 async def _prompt_when(prompted: asyncio.Event, on_prompt: Callable[[], Awaitable[None]] | Callable[[], None]) -> None:

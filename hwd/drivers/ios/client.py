@@ -131,25 +131,31 @@ class KioskLockdown(UsbmuxLockdownClient):
         except (pmd3.StartServiceError, pmd3.PasswordRequiredError, pmd3.LockdownError):
             return None
         try:
-            relay = DiagnosticsService(self, service=service)
-            # libimobiledevice's `idevicediagnostics ioregentry` asks by name; older relays by class
-            for query in ({"name": BATTERY_ENTRY}, {"ioclass": "IOPMPowerSource"}):
-                try:
-                    found = await relay.ioregistry(**query)
-                except pmd3.PyMobileDevice3Exception as exc:
-                    if not isinstance(exc, pmd3.ProtocolError | pmd3.ConnectionTerminatedError):
-                        continue  # the relay answered a failure status: try the other form
-                    raise
-                if isinstance(found, dict) and found:
-                    return found
-            return None
-        finally:
+            found = await _battery_entry(DiagnosticsService(self, service=service))
+            # Goodbye only after an answer: a cancelled read (an unplug) must not wait on the phone.
             await _goodbye(service, {"Request": "Goodbye"})
+            return found
+        finally:
             await service.close()
 
     async def goodbye(self) -> None:
         """Ends the session and says Goodbye, as libimobiledevice does before it closes (best effort)."""
         await _goodbye(self.service, {"Label": self.label, "Request": "Goodbye"})
+
+
+async def _battery_entry(relay: DiagnosticsService) -> dict[str, Any] | None:
+    """The battery's IORegistry entry, asked for by name, then by class; None when neither gives one."""
+    # libimobiledevice's `idevicediagnostics ioregentry` asks by name; older relays by class
+    for query in ({"name": BATTERY_ENTRY}, {"ioclass": "IOPMPowerSource"}):
+        try:
+            found = await relay.ioregistry(**query)
+        except (pmd3.ProtocolError, pmd3.ConnectionTerminatedError):
+            raise
+        except pmd3.PyMobileDevice3Exception:
+            continue  # the relay answered a failure status: try the other form
+        if isinstance(found, dict) and found:
+            return found
+    return None
 
 
 async def _goodbye(service: ServiceConnection, message: dict[str, Any]) -> None:
@@ -250,12 +256,12 @@ def pairing_material(
         "WiFiMACAddress": client.wifi_mac_address,
         "SystemBUID": client.system_buid,
     }
+    pair_record = {key: value for key, value in sent.items() if value is not None}
     options = {
         "HostName": socket.gethostname(),
-        "PairRecord": {key: value for key, value in sent.items() if value is not None},
+        "PairRecord": pair_record,
         "ProtocolVersion": "2",
         "PairingOptions": {"ExtendedPairingErrors": True},
     }
-    record = {key: value for key, value in sent.items() if value is not None}
-    record["HostPrivateKey"] = serialize_private_key_pkcs8_pem(identity.host_key)
+    record = {**pair_record, "HostPrivateKey": serialize_private_key_pkcs8_pem(identity.host_key)}
     return options, record

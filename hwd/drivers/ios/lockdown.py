@@ -149,7 +149,7 @@ class LockdownSession:
     async def _session(self, client: KioskLockdown) -> bool:
         """Starts a session with the kept record; False (and the record forgotten) when there is none
         or the phone no longer honours it."""
-        record = self._records.load(self._udid)
+        record = await asyncio.to_thread(self._records.load, self._udid)
         if record is None:
             data = await self._mux.read_pair_record(self._udid)
             record = load_record(data) if data else None

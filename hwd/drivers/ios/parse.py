@@ -146,10 +146,6 @@ def _temperature(value: object) -> Value | str:
     return centi / 100 if isinstance(centi, int) else centi
 
 
-def _usable(src: _Src, why: Mapping[str, str], name: str) -> _Src:
-    return _Src(src.values, src.prefix, src.paired, src.gated, why.get(name, f"{name} was not read"))
-
-
 def report_from_lockdown(
     values: Mapping[str, Any] | None,
     *,
@@ -176,7 +172,7 @@ def report_from_lockdown(
     reasons = why or {}
 
     def src(answer: object, prefix: str, name: str, gated: bool = True) -> _Src:
-        return _usable(_Src(answer, prefix, paired, gated), reasons, name)
+        return _Src(answer, prefix, paired, gated, reasons.get(name, f"{name} was not read"))
 
     root = src(values, "lockdown:", "lockdown", gated=False)
     fields: dict[str, Field] = {

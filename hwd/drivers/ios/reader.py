@@ -99,5 +99,6 @@ class IosReader:
 
         :raises hwd.errors.PhoneError: ``INVALID_ENDPOINT`` when the event names no UDID.
         """
-        await forget(udid_of(event), usbmux_address=self._usbmux, record_dir=self._record_dir,
-                     timeout_s=self._timeout_s)  # fmt: skip
+        await forget(
+            udid_of(event), usbmux_address=self._usbmux, record_dir=self._record_dir, timeout_s=self._timeout_s
+        )

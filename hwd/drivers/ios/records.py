@@ -9,6 +9,7 @@ tools look for one: ``/var/lib/lockdown`` and pymobiledevice3's home folder.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import plistlib
@@ -98,23 +99,27 @@ class PairRecords:
         """
         data = plistlib.dumps(record)
         try:
-            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(self._dir, 0o700)  # mkdir's mode is masked by the umask, and the folder may predate us
-            descriptor = os.open(self.path(udid), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(data)
+            await asyncio.to_thread(self._write, udid, data)
         except OSError as exc:
             raise PhoneError(
                 f"cannot keep the pair record in {self._dir}: {exc}", code="PAIR_RECORD_UNWRITABLE"
             ) from exc
         await self._mux.save_pair_record(udid, devid, data)
 
+    def _write(self, udid: str, data: bytes) -> None:
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self._dir, 0o700)  # mkdir's mode is masked by the umask, and the folder may predate us
+        descriptor = os.open(self.path(udid), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+
     async def forget(self, udid: str) -> list[str]:
         """Deletes ``udid``'s record everywhere it may be; what cannot be reached is logged and skipped.
 
         :returns: where a record was deleted (paths, and ``usbmuxd``).
         """
-        removed = [str(path) for path in self._local_paths(udid) if _unlink(path)]
+        paths = self._local_paths(udid)
+        removed = [str(path) for path in await asyncio.to_thread(_unlink_each, paths)]
         try:
             if await self._mux.delete_pair_record(checked_udid(udid)):
                 removed.append("usbmuxd")
@@ -128,6 +133,11 @@ class PairRecords:
         elsewhere = self._elsewhere if self._elsewhere is not None else [SYSTEM_RECORD_DIR, *pymobiledevice3_dirs()]
         name = f"{checked_udid(udid)}.plist"
         return [self.path(udid), *(folder / name for folder in elsewhere)]
+
+
+def _unlink_each(paths: list[Path]) -> list[Path]:
+    """The paths of ``paths`` that were there and are deleted now (blocking: run it in a thread)."""
+    return [path for path in paths if _unlink(path)]
 
 
 def _unlink(path: Path) -> bool:
