@@ -16,7 +16,8 @@ from hwd.rpc.pb.hwd.v1 import phones_pb2, phones_pb2_grpc
 
 PORT_HEADERS = ("PORT", "STATE", "REASON", "PLATFORM", "MODEL", "OS", "IMEI", "SINCE", "DETAIL", "HINT")
 PROFILE_HEADERS = ("PROFILE", "PLATFORM", "MANUFACTURER", "MODEL", "OS", "DESCRIPTION")
-TRUST_ANSWERS = ("accept", "refuse", "ignore")
+# accept-reset (iPhones only): accept, then the USB reset a real iPhone makes after "Trust".
+TRUST_ANSWERS = ("accept", "refuse", "ignore", "accept-reset")
 SimStub = simulator_pb2_grpc.SimulatorStub
 
 
